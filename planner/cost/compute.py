@@ -1,0 +1,181 @@
+"""Compute time of one operator on one accelerator: a roofline with a fitted efficiency.
+
+GEMM ``[m x k] @ [k x n]`` (``batch`` of them), dense peak ``P = acc.flops(dtype)``,
+HBM bandwidth ``B``; ``c`` is the constants of the accelerator's family::
+
+    flops   = 2 m n k batch
+    bytes   = dtype_bytes (m k + k n + m n) batch
+    Tn      = 128,  Tm = clip(pow2ceil(m), 16, 128)          output tile (small m: skinny tiles)
+    tiles   = ceil(m / Tm) ceil(n / Tn) batch
+    split   = max(1, floor(c.wave_tiles / tiles))              split-K when the tiles cannot fill the GPU
+    waves   = ceil(tiles split / c.wave_tiles)                 wave quantization
+    t_comp  = waves c.wave_tiles 2 Tm Tn (k / split + c.k_half) / (P c.e_max)
+    t_mem   = bytes / (B c.bw_eff)
+    t       = c.launch_s + (t_comp^4 + t_mem^4)^(1/4)          a smoothed max(compute, memory)
+
+``c.wave_tiles`` is how many output tiles run at once (about the SM count),
+``c.k_half`` the per-tile fixed cost (prologue, epilogue) in units of k, so a
+tile's efficiency is ``k / (k + k_half)``. A large GEMM whose dimensions are
+multiples of the tile tends to ``2 m n k / (P e_max)`` from above; the achieved
+fraction of peak never exceeds ``e_max < 1``; tiny GEMMs are bound by reading
+their operands and by the launch. The time is non-decreasing in m, n, k.
+
+Memory-bound kernels (norms, activations, residual add, RoPE)::
+
+    t = c.mem_launch_s + bytes_moved / (B c.mem_eff)
+
+The constants come from ``scripts/fit_compute.py`` (see ``FAMILY_CONSTANTS``).
+All functions are pure, take SI units and accept numpy arrays (broadcast);
+scalar inputs give a ``float``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from planner.specs.hardware import Accelerator
+
+DTYPE_BYTES: dict[str, float] = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "int4": 0.5, "fp4": 0.5}
+
+TILE_N = 128  # output tile width (columns of C) of tensor-core GEMM kernels
+TILE_M_MIN, TILE_M_MAX = 16, 128  # tile height: the next power of two >= m, within these bounds
+SMOOTH_P = 4.0  # exponent of the smoothed max of compute and memory time
+
+
+@dataclass(frozen=True)
+class ComputeConstants:
+    """Efficiency constants of one accelerator family (see the module docstring)."""
+
+    e_max: float  # fraction of dense peak a large, well-shaped GEMM reaches
+    k_half: float  # per-tile fixed cost, in units of the reduction depth k
+    wave_tiles: int  # output tiles in flight at once (~ SM count)
+    bw_eff: float  # fraction of HBM bandwidth a GEMM reaches streaming its operands
+    launch_s: float  # fixed time of a GEMM kernel
+    mem_eff: float  # fraction of HBM bandwidth a memory-bound kernel reaches
+    mem_launch_s: float  # fixed time of a memory-bound kernel
+
+
+# Fitted by scripts/fit_compute.py on the per-operator CUDA times of
+# ../shared/reference/operators/ (microsoft/vidur data/profiling/compute, MIT;
+# fp16, PyTorch/cuBLAS, all rows): a100 -> "ampere" (A100 SXM 80GB),
+# h100 -> "hopper" (H100 SXM), a40 -> "ampere-ga102" (A40). Refit with
+# ``python scripts/fit_compute.py`` and paste its output here.
+FAMILY_CONSTANTS: dict[str, ComputeConstants] = {
+    "ampere": ComputeConstants(e_max=0.78, k_half=64.0, wave_tiles=108, bw_eff=0.8, launch_s=5e-6, mem_eff=0.6, mem_launch_s=3e-6),
+    "ampere-ga102": ComputeConstants(e_max=0.8, k_half=64.0, wave_tiles=84, bw_eff=0.8, launch_s=5e-6, mem_eff=0.7, mem_launch_s=3e-6),
+    "hopper": ComputeConstants(e_max=0.75, k_half=64.0, wave_tiles=132, bw_eff=0.8, launch_s=5e-6, mem_eff=0.6, mem_launch_s=3e-6),
+}
+
+# Families without measurements borrow a measured one (an assumption, not a fit):
+# Blackwell -> Hopper (same kind of data-centre part, tensor-core GEMMs reach a
+# similar fraction of peak); Ada (L4, L40S: GDDR, consumer-class die) -> the
+# A40 / GA102 fit; AMD CDNA, TPU and Gaudi -> Hopper, which is likely optimistic
+# for them (published MI300X GEMMs reach a lower fraction of their peak).
+FAMILY_FALLBACK: dict[str, str] = {
+    "blackwell": "hopper",
+    "ada": "ampere-ga102",
+    "cdna2": "hopper",
+    "cdna3": "hopper",
+    "cdna4": "hopper",
+    "tpu": "hopper",
+    "gaudi": "hopper",
+}
+
+# Ampere parts built on GA102/GA10x (GDDR6, fewer SMs) rather than GA100.
+_GA10X_NAME = re.compile(r"\b(A40|A10G?|A16|A2|A4000|A4500|A5000|A6000|RTX\s*A\d+|GA10\d)\b", re.IGNORECASE)
+
+
+def constants_key(acc: Accelerator) -> str:
+    """The row of ``FAMILY_CONSTANTS`` used for ``acc``."""
+    if acc.family == "ampere":
+        return "ampere-ga102" if _GA10X_NAME.search(acc.name) else "ampere"
+    return acc.family if acc.family in FAMILY_CONSTANTS else FAMILY_FALLBACK.get(acc.family, "hopper")
+
+
+def constants_for(acc: Accelerator) -> ComputeConstants:
+    return FAMILY_CONSTANTS[constants_key(acc)]
+
+
+def compute_constants(acc: Accelerator) -> dict:
+    """The constants used for ``acc``, for breakdown reporting."""
+    key = constants_key(acc)
+    out: dict = {"constants_key": key, "family": acc.family, "fitted": key == acc.family or (acc.family == "ampere")}
+    out.update(asdict(FAMILY_CONSTANTS[key]))
+    out.update(tile_n=TILE_N, tile_m=(TILE_M_MIN, TILE_M_MAX), smooth_p=SMOOTH_P,
+               source="scripts/fit_compute.py on shared/reference/operators (vidur, fp16)")
+    return out
+
+
+def _dims(name: str, **values) -> list[np.ndarray]:
+    out = []
+    for key, v in values.items():
+        a = np.asarray(v, dtype=float)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name}: {key} must be finite, got {v!r}")
+        if np.any(a < 0):
+            raise ValueError(f"{name}: {key} must be >= 0, got {v!r}")
+        out.append(a)
+    return out
+
+
+def _ret(x: np.ndarray, *inputs) -> float | np.ndarray:
+    return float(x) if all(np.ndim(i) == 0 for i in inputs) else x
+
+
+def _dtype_bytes(dtype: str) -> float:
+    try:
+        return DTYPE_BYTES[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}") from None
+
+
+def gemm_time_s(m, n, k, acc: Accelerator, dtype: str = "bf16", batch=1,
+                constants: ComputeConstants | None = None) -> float | np.ndarray:
+    """Time of ``batch`` GEMMs ``[m x k] @ [k x n]`` (formula in the module docstring).
+
+    ``constants`` overrides the family's fitted constants (for fitting)."""
+    c = constants or constants_for(acc)
+    mm, nn, kk, bb = _dims("gemm_time_s", m=m, n=n, k=k, batch=batch)
+    peak, bw = acc.flops(dtype), acc.hbm_bandwidth_bytes_per_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tile_m = np.clip(2.0 ** np.ceil(np.log2(np.maximum(mm, 1.0))), TILE_M_MIN, TILE_M_MAX)
+        tiles = np.ceil(mm / tile_m) * np.ceil(nn / TILE_N) * np.ceil(bb)
+        tiles = np.maximum(tiles, 1.0)
+        split = np.maximum(1.0, np.floor(c.wave_tiles / tiles))
+        waves = np.ceil(tiles * split / c.wave_tiles)
+        t_comp = waves * c.wave_tiles * 2.0 * tile_m * TILE_N * (kk / split + c.k_half) / (peak * c.e_max)
+        t_mem = _dtype_bytes(dtype) * (mm * kk + kk * nn + mm * nn) * bb / (bw * c.bw_eff)
+        t = c.launch_s + (t_comp**SMOOTH_P + t_mem**SMOOTH_P) ** (1.0 / SMOOTH_P)
+    t = np.where(mm * nn * kk * bb > 0, t, 0.0)
+    return _ret(t, m, n, k, batch)
+
+
+def gemm_efficiency(m, n, k, acc: Accelerator, dtype: str = "bf16", batch=1,
+                    constants: ComputeConstants | None = None) -> float | np.ndarray:
+    """Achieved fraction of dense peak: ``2 m n k batch / (P gemm_time_s)`` (0 for an empty GEMM)."""
+    t = np.asarray(gemm_time_s(m, n, k, acc, dtype, batch, constants))
+    flops = 2.0 * np.asarray(m, float) * np.asarray(n, float) * np.asarray(k, float) * np.asarray(batch, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.where(t > 0, flops / (acc.flops(dtype) * t), 0.0)
+    return _ret(e, m, n, k, batch)
+
+
+def memory_bound_time_s(bytes_moved, acc: Accelerator,
+                        constants: ComputeConstants | None = None) -> float | np.ndarray:
+    """Elementwise / norm / activation kernel: ``mem_launch_s + bytes / (B mem_eff)`` (0 for no bytes)."""
+    c = constants or constants_for(acc)
+    (b,) = _dims("memory_bound_time_s", bytes_moved=bytes_moved)
+    t = np.where(b > 0, c.mem_launch_s + b / (acc.hbm_bandwidth_bytes_per_s * c.mem_eff), 0.0)
+    return _ret(t, bytes_moved)
+
+
+__all__ = [
+    "DTYPE_BYTES", "ComputeConstants", "FAMILY_CONSTANTS", "FAMILY_FALLBACK",
+    "compute_constants", "constants_for", "constants_key",
+    "gemm_efficiency", "gemm_time_s", "memory_bound_time_s",
+]
+_ = math  # (math kept for readers' formulas; numpy does the work)

@@ -1,0 +1,516 @@
+"""Training step time and memory for an explicit parallel plan (Megatron-LM semantics).
+
+The step of a plan ``(tp, pp, vpp, cp, ep, etp, dp, micro-batch, global batch)``:
+
+1. Per layer and micro-batch, forward and backward time on one GPU: the
+   layer's operators (:mod:`planner.cost.ops`) timed by the compute model
+   (GEMM roofline with fitted efficiency, FlashAttention efficiency,
+   memory-bound kernels) plus its TP / EP collectives (not overlapped: Megatron
+   runs them on the critical path) and CP ring-attention exchange (overlapped
+   with the attention kernel, the excess exposed). Recomputation adds the
+   forward again (full) or the attention core again (selective) to backward.
+2. Pipeline: layers are split over ``pp * vpp`` model chunks; stage ``i``
+   takes ``t_i`` per micro-batch (its layers, embedding on the first stage,
+   LM head and loss on the last, point-to-point sends). With ``m``
+   micro-batches the 1F1B / interleaved schedule takes
+   ``m * max(t) + (sum(t) - max(t)) / vpp`` - the classic bubble
+   ``(pp - 1) / vpp`` stage-times when stages are equal (Narayanan et al. 2021).
+3. Data parallelism: gradients (fp32, Megatron's main grads) are all-reduced,
+   or reduce-scattered with the parameters all-gathered (distributed optimizer
+   / ZeRO), over the data-parallel group; with ``overlap_grad_reduce`` only the
+   part longer than the last micro-batch's backward is exposed.
+4. Optimizer step: a memory-bound pass over this GPU's optimizer shard.
+
+Model FLOPs for MFU follow PaLM (Chowdhery et al. 2022, app. B):
+``6 * N_matmul + 6 * s * heads * (d_qk + d_v)`` per token and layer (no
+causal discount), N_matmul being the active weights used in matmuls
+(embedding lookup excluded, LM head included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..specs.hardware import System
+from ..specs.model import ModelSpec
+from .attention import attention_constants, attention_time_s
+from .comm import collective_time_s, comm_constants
+from .compute import compute_constants, gemm_time_s, memory_bound_time_s
+from .memory import RUNTIME_RESERVED_BYTES, activation_bytes_per_layer, inflight_microbatches, state_bytes
+from .ops import LayerShape, Op, embedding_ops, head_ops, layer_ops
+
+
+class PlanError(ValueError):
+    """A plan that cannot run as given (degrees, divisibility, lengths)."""
+
+
+class TrainingPlan(BaseModel):
+    """An explicit training parallelization plan (Megatron-LM flag semantics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tp: int = Field(1, ge=1, description="tensor parallel size")
+    pp: int = Field(1, ge=1, description="pipeline parallel size")
+    vpp: int = Field(1, ge=1, description="virtual pipeline stages (model chunks) per pipeline rank")
+    cp: int = Field(1, ge=1, description="context parallel size")
+    ep: int = Field(1, ge=1, description="expert parallel size")
+    etp: int | None = Field(None, ge=1, description="expert tensor parallel size (default: tp, as Megatron-Core)")
+    dp: int = Field(1, ge=1, description="data parallel size")
+    micro_batch: int = Field(1, ge=1)
+    global_batch: int = Field(..., ge=1)
+    seq_len: int = Field(..., ge=1)
+    recompute: Literal["none", "selective", "full"] = "selective"
+    sp: bool = True
+    zero: Literal[0, 1, 2, 3] = 1
+    dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    attention: Literal["flash", "unfused"] = "flash"
+    overlap_grad_reduce: bool = True
+
+    @model_validator(mode="after")
+    def _batch(self) -> "TrainingPlan":
+        if self.global_batch % (self.micro_batch * self.dp):
+            raise PlanError(
+                f"global batch {self.global_batch} is not divisible by micro-batch {self.micro_batch} x dp {self.dp}"
+                f" = {self.micro_batch * self.dp}"
+            )
+        return self
+
+    @property
+    def num_gpus(self) -> int:
+        return self.tp * self.pp * self.cp * self.dp
+
+    @property
+    def expert_tp(self) -> int:
+        return self.etp if self.etp is not None else (self.tp if self.ep == 1 else 1)
+
+    @property
+    def num_microbatches(self) -> int:
+        return self.global_batch // (self.micro_batch * self.dp)
+
+
+class MemoryBreakdown(BaseModel):
+    weights_bytes: float
+    gradients_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    other_bytes: float = Field(description="runtime reserve, logits and communication buffers")
+    peak_bytes: float
+    capacity_bytes: float
+
+    @property
+    def headroom_bytes(self) -> float:
+        return self.capacity_bytes - self.peak_bytes
+
+
+class TrainingEstimate(BaseModel):
+    """What the cost model predicts for one plan, with its breakdown and constants."""
+
+    model: str
+    gpu: str
+    num_gpus: int
+    plan: TrainingPlan
+    step_time_s: float
+    tokens_per_s: float
+    mfu: float
+    model_tflops_per_gpu: float
+    hardware_tflops_per_gpu: float = Field(description="FLOPs actually executed (incl. recomputation) per GPU per second")
+    fits: bool
+    memory: MemoryBreakdown
+    breakdown: dict[str, float] = Field(description="seconds per component of one step")
+    constants: dict[str, float]
+    assumptions: list[str]
+
+    def time_to_train_s(self, tokens: float) -> float:
+        return tokens / self.tokens_per_s
+
+    def cost_to_train_usd(self, tokens: float, price_per_gpu_hour: float) -> float:
+        return self.time_to_train_s(tokens) / 3600.0 * self.num_gpus * price_per_gpu_hour
+
+
+# ---------------------------------------------------------------------------
+# validation of a plan against the model and the hardware
+# ---------------------------------------------------------------------------
+
+def check_plan(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None) -> None:
+    """Raise :class:`PlanError` with one clear line if the plan cannot run."""
+    if num_gpus is not None and plan.num_gpus != num_gpus:
+        raise PlanError(
+            f"degrees do not multiply to the GPU count: tp {plan.tp} x pp {plan.pp} x cp {plan.cp} x dp {plan.dp}"
+            f" = {plan.num_gpus}, not {num_gpus}"
+        )
+    if model.num_heads % plan.tp:
+        raise PlanError(f"tp {plan.tp} does not divide the {model.num_heads} attention heads of {model.name}")
+    if model.mla is None and model.num_kv_heads % plan.tp and plan.tp % model.num_kv_heads:
+        raise PlanError(f"tp {plan.tp} and the {model.num_kv_heads} KV heads of {model.name} do not divide one another")
+    if plan.pp * plan.vpp > model.num_layers:
+        raise PlanError(f"pp {plan.pp} x vpp {plan.vpp} model chunks exceed the {model.num_layers} layers of {model.name}")
+    if plan.vpp > 1 and plan.num_microbatches % plan.pp:
+        raise PlanError(
+            f"the interleaved schedule needs the {plan.num_microbatches} micro-batches to be a multiple of pp {plan.pp}"
+        )
+    if plan.seq_len % plan.cp or (plan.cp > 1 and plan.seq_len % (2 * plan.cp)):
+        raise PlanError(f"sequence length {plan.seq_len} is not divisible by 2 x cp = {2 * plan.cp} (load-balanced ring attention)")
+    if plan.seq_len > model.max_seq_len:
+        raise PlanError(f"sequence length {plan.seq_len} exceeds {model.name}'s maximum of {model.max_seq_len} positions")
+    if plan.ep > 1 and not model.is_moe:
+        raise PlanError(f"ep {plan.ep} given but {model.name} has no experts")
+    if model.moe:
+        if model.moe.num_experts % plan.ep:
+            raise PlanError(f"ep {plan.ep} does not divide the {model.moe.num_experts} experts of {model.name}")
+        ep_group = plan.ep * plan.expert_tp
+        if (plan.tp * plan.cp * plan.dp) % ep_group:
+            raise PlanError(
+                f"ep {plan.ep} x expert tp {plan.expert_tp} = {ep_group} must divide tp x cp x dp = {plan.tp * plan.cp * plan.dp}"
+            )
+    if plan.tp > system.node.scale_up_domain and plan.tp > system.node.accelerators_per_node:
+        # allowed, but slow: TP across the network. Not an error.
+        pass
+    if plan.dtype == "fp8" and not system.accelerator.has_native("fp8"):
+        raise PlanError(f"{system.accelerator.name} has no FP8 tensor cores; use --dtype bf16")
+
+
+# ---------------------------------------------------------------------------
+# per-layer timing (cached: many plans share a layer shape)
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerTime:
+    fwd_compute_s: float
+    bwd_compute_s: float  # backward incl. recomputation
+    fwd_comm: dict[str, float]  # exposed comm per group in forward
+    bwd_comm: dict[str, float]  # exposed comm per group in backward incl. recomputation
+    recompute_s: float  # part of bwd_compute_s that is recomputation
+
+    @property
+    def total_s(self) -> float:
+        return self.fwd_compute_s + self.bwd_compute_s + sum(self.fwd_comm.values()) + sum(self.bwd_comm.values())
+
+
+_KEEP: dict[int, object] = {}
+
+
+def _key(obj: object) -> int:
+    _KEEP[id(obj)] = obj  # keep cached objects alive so ids stay unique
+    return id(obj)
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Group sizes and how many of each group's ranks share a scale-up domain
+    (Megatron rank order: tp fastest, then cp, dp, pp; experts: etp, ep)."""
+
+    tp: tuple[int, int]
+    cp: tuple[int, int]
+    dp: tuple[int, int]
+    ep: tuple[int, int]
+    etp: tuple[int, int]
+    pp_cross_domain: bool
+
+
+def groups_for(system: System, plan: TrainingPlan) -> Groups:
+    dom = system.node.scale_up_domain
+
+    def per_domain(size: int, stride: int) -> tuple[int, int]:
+        return size, max(1, min(size, dom // stride)) if stride <= dom else 1
+
+    return Groups(
+        tp=per_domain(plan.tp, 1),
+        cp=per_domain(plan.cp, plan.tp),
+        dp=per_domain(plan.dp, plan.tp * plan.cp),
+        ep=per_domain(plan.ep, plan.expert_tp),
+        etp=per_domain(plan.expert_tp, 1),
+        pp_cross_domain=plan.tp * plan.cp * plan.dp >= dom,
+    )
+
+
+def _comm(op: Op, system: System, groups: Groups) -> float:
+    size, per_dom = getattr(groups, op.group)
+    if size <= 1:
+        return 0.0
+    return collective_time_s(op.collective, op.bytes, size, system, ranks_per_domain=per_dom)
+
+
+def _ops_time(ops: list[Op], system: System, dtype: str, groups: Groups, recompute: str) -> LayerTime:
+    acc = system.accelerator
+    gemm_dtype = dtype
+    fwd = bwd = rec = 0.0
+    fwd_comm: dict[str, float] = {}
+    attn_fwd = attn_bwd = 0.0
+    for op in ops:
+        if op.kind == "gemm":
+            tf = float(gemm_time_s(op.m, op.n, op.k, acc, gemm_dtype, op.batch))
+            tb = float(gemm_time_s(op.m, op.k, op.n, acc, gemm_dtype, op.batch)) + float(
+                gemm_time_s(op.k, op.n, op.m, acc, gemm_dtype, op.batch)
+            )
+        elif op.kind == "attention":
+            tf = attention_time_s(op.flops, acc, dtype)
+            tb = attention_time_s(op.flops * op.bwd_factor, acc, dtype, backward=True)
+            attn_fwd += tf
+            attn_bwd += tb
+        elif op.kind == "memory":
+            tf = float(memory_bound_time_s(op.bytes, acc))
+            tb = float(memory_bound_time_s(op.bytes * op.bwd_factor, acc))
+        else:
+            fwd_comm[op.group] = fwd_comm.get(op.group, 0.0) + _comm(op, system, groups)
+            continue
+        fwd += tf
+        bwd += tb
+        if recompute == "selective" and op.selective:
+            rec += tf
+    if recompute == "full":
+        rec = fwd
+    bwd_comm = dict(fwd_comm)
+    if recompute == "full":
+        bwd_comm = {g: 2 * t for g, t in fwd_comm.items()}
+    # CP ring attention exchange hides behind the attention kernel.
+    if "cp" in fwd_comm:
+        fwd_comm["cp"] = max(0.0, fwd_comm["cp"] - attn_fwd)
+        bwd_comm["cp"] = max(0.0, 2 * bwd_comm["cp"] / (2 if recompute == "full" else 1) - attn_bwd)
+    return LayerTime(fwd, bwd + rec, fwd_comm, bwd_comm, rec)
+
+
+def _cp_ops(model: ModelSpec, layer: int, sh: LayerShape) -> list[Op]:
+    """Ring attention (context parallelism): each rank's K and V shard visits every other rank."""
+    if sh.cp == 1 or model.layer_attention[layer] == "linear":
+        return []
+    if model.mla:
+        kv = model.num_heads * (model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim + model.mla.v_head_dim)
+    else:
+        kv = 2 * model.kv_dim
+    shard = sh.tokens * kv / sh.tp * sh.act_bytes
+    return [Op("cp_kv_exchange", "comm", bytes=shard * sh.cp, collective="all_gather", group="cp")]
+
+
+@lru_cache(maxsize=4096)
+def _layer_time_cached(mkey: int, skey: int, layer_sig: tuple, sh: LayerShape, dtype: str, recompute: str, groups: Groups) -> LayerTime:
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    system: System = _KEEP[skey]  # type: ignore[assignment]
+    layer = layer_sig[0]
+    ops = layer_ops(model, layer, sh) + _cp_ops(model, layer, sh)
+    return _ops_time(ops, system, dtype, groups, recompute)
+
+
+def _layer_signature(model: ModelSpec, i: int) -> tuple:
+    """Layers with the same attention kind and MLP kind cost the same."""
+    return (model.layer_attention[i], model.is_moe_layer(i))
+
+
+def _representatives(model: ModelSpec) -> dict[tuple, int]:
+    reps: dict[tuple, int] = {}
+    for i in range(model.num_layers):
+        reps.setdefault(_layer_signature(model, i), i)
+    return reps
+
+
+def layer_time(model: ModelSpec, system: System, layer: int, sh: LayerShape, dtype: str, recompute: str, groups: Groups) -> LayerTime:
+    rep = _representatives(model)[_layer_signature(model, layer)]
+    return _layer_time_cached(_key(model), _key(system), (rep,), sh, dtype, recompute, groups)
+
+
+# ---------------------------------------------------------------------------
+# pipeline partition
+# ---------------------------------------------------------------------------
+
+def partition_layers(num_layers: int, pp: int, vpp: int = 1) -> list[list[int]]:
+    """Layers of each model chunk (chunk c runs on stage c % pp), as even as
+    possible; leftover layers go to the middle chunks (the first and last
+    stages also carry the embedding and the LM head)."""
+    chunks = pp * vpp
+    base, extra = divmod(num_layers, chunks)
+    order = sorted(range(chunks), key=lambda c: (abs(c - (chunks - 1) / 2), c))
+    sizes = [base] * chunks
+    for c in order[:extra]:
+        sizes[c] += 1
+    out, start = [], 0
+    for n in sizes:
+        out.append(list(range(start, start + n)))
+        start += n
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the estimate
+# ---------------------------------------------------------------------------
+
+def model_flops_per_token(model: ModelSpec, seq_len: int) -> float:
+    """PaLM-style model FLOPs per trained token (forward + backward)."""
+    matmul = model.active_params - model.embedding_params - model.final_norm_params
+    if model.tie_embeddings:
+        matmul += model.vocab_size * model.hidden_size
+    attn = 0.0
+    for kind in model.layer_attention:
+        if kind == "linear":
+            continue
+        s_kv = min(seq_len, model.sliding_window) if kind == "sliding" and model.sliding_window else seq_len
+        if model.mla:
+            d = model.mla.qk_nope_head_dim + model.mla.qk_rope_head_dim + model.mla.v_head_dim
+        else:
+            d = 2 * model.head_dim
+        attn += 6.0 * s_kv * model.num_heads * d / 2 * 2  # QK^T and AV, fwd + bwd
+    return 6.0 * matmul + attn
+
+
+def _params_on_gpu(model: ModelSpec, layers: list[int], plan: TrainingPlan, first: bool, last: bool) -> tuple[float, float]:
+    """(dense params, expert params) of one GPU of a stage holding ``layers``."""
+    dense = expert = 0.0
+    for i in layers:
+        if model.is_moe_layer(i):
+            routed, shared = model.moe_params()
+            attn = model.layer_params(i) - routed - shared
+            dense += (attn + shared) / plan.tp
+            expert += routed / (plan.ep * plan.expert_tp)
+        else:
+            dense += model.layer_params(i) / plan.tp
+    if first:
+        dense += model.embedding_params / plan.tp
+    if last:
+        dense += (model.lm_head_params or (model.vocab_size * model.hidden_size if plan.pp > 1 else 0)) / plan.tp
+        dense += model.final_norm_params
+    return dense, expert
+
+
+def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None) -> TrainingEstimate:
+    """Predict step time, throughput, MFU and per-GPU memory of ``plan``."""
+    check_plan(model, system, plan, num_gpus)
+    acc = system.accelerator
+    groups = groups_for(system, plan)
+    ab = 2.0
+    sh = LayerShape(
+        micro_batch=plan.micro_batch, seq_len=plan.seq_len, tp=plan.tp, cp=plan.cp, ep=plan.ep,
+        etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=ab,
+    )
+    m = plan.num_microbatches
+    chunks = partition_layers(model.num_layers, plan.pp, plan.vpp)
+    stage_layers = [[i for c in range(s, len(chunks), plan.pp) for i in chunks[c]] for s in range(plan.pp)]
+
+    # -- per-stage time per micro-batch ---------------------------------------
+    comp_f = comp_b = 0.0
+    stage_t: list[float] = []
+    parts_by_stage: list[dict[str, float]] = []
+    for s, layers in enumerate(stage_layers):
+        parts = {"compute": 0.0, "recompute": 0.0, "tp_comm": 0.0, "cp_comm": 0.0, "ep_comm": 0.0, "pp_p2p": 0.0}
+        for i in layers:
+            lt = layer_time(model, system, i, sh, plan.dtype, plan.recompute, groups)
+            parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s - lt.recompute_s
+            parts["recompute"] += lt.recompute_s
+            for g, t in list(lt.fwd_comm.items()) + list(lt.bwd_comm.items()):
+                parts[{"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}[g]] += t
+        extra: list[Op] = []
+        if s == 0:
+            extra += embedding_ops(model, sh)
+        if s == plan.pp - 1:
+            extra += head_ops(model, sh)
+        if extra:
+            lt = _ops_time(extra, system, plan.dtype, groups, "none")
+            parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s
+            parts["tp_comm"] += sum(lt.fwd_comm.values()) + sum(lt.bwd_comm.values())
+        if plan.pp > 1:
+            p2p_bytes = sh.tokens * model.hidden_size * ab / (plan.tp if sh.sp else 1)
+            t_p2p = collective_time_s("send_recv", p2p_bytes, 2, system, ranks_per_domain=1 if groups.pp_cross_domain else 2)
+            sends = (1 if s in (0, plan.pp - 1) else 2) * plan.vpp  # fwd activation + bwd gradient per chunk
+            parts["pp_p2p"] = sends * t_p2p
+        stage_t.append(sum(parts.values()))
+        parts_by_stage.append(parts)
+    t_max = max(stage_t)
+    slowest = stage_t.index(t_max)
+    pipeline_s = m * t_max + (sum(stage_t) - t_max) / plan.vpp
+    bubble_s = pipeline_s - m * t_max
+
+    # -- memory per GPU (most loaded stage) -------------------------------------
+    dense_dp = plan.dp * plan.cp
+    expert_dp = max(1, plan.tp * plan.cp * plan.dp // (plan.ep * plan.expert_tp))
+    best_mem: MemoryBreakdown | None = None
+    per_gpu_params: list[tuple[float, float]] = []
+    for s, layers in enumerate(stage_layers):
+        dense, expert = _params_on_gpu(model, layers, plan, s == 0, s == plan.pp - 1)
+        per_gpu_params.append((dense, expert))
+        st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype)
+        per_layer = sum(activation_bytes_per_layer(model, i, sh, plan.recompute) for i in layers) / max(1, len(layers))
+        inflight = inflight_microbatches(plan.pp, plan.vpp, m, s)
+        act = per_layer * len(layers) * inflight
+        if plan.recompute == "full" and layers:
+            act += max(activation_bytes_per_layer(model, i, sh, "none") for i in layers)  # one layer re-materialised
+        if s == 0 and model.dropout > 0:
+            act += sh.sp_tokens * model.hidden_size * inflight  # embedding dropout mask
+        other = RUNTIME_RESERVED_BYTES
+        if s == plan.pp - 1:
+            other += 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp))  # fp32 logits for the loss
+        if plan.zero >= 3:
+            other += 2 * max(model.layer_params(i) for i in layers) / plan.tp * 2  # gathered layer weights
+        peak = st.weights_bytes + st.gradients_bytes + st.optimizer_bytes + act + other
+        mb = MemoryBreakdown(
+            weights_bytes=st.weights_bytes, gradients_bytes=st.gradients_bytes, optimizer_bytes=st.optimizer_bytes,
+            activations_bytes=act, other_bytes=other, peak_bytes=peak, capacity_bytes=acc.memory_bytes,
+        )
+        if best_mem is None or mb.peak_bytes > best_mem.peak_bytes:
+            best_mem = mb
+    assert best_mem is not None
+
+    # -- data-parallel gradient reduction --------------------------------------
+    dense, expert = per_gpu_params[slowest]
+    dp_size, dp_dom = groups.dp
+    dp_s = 0.0
+    grad_b = 4.0  # fp32 main gradients (Megatron reduces them in fp32)
+    for params, size, per_dom in ((dense, dense_dp, dp_dom), (expert, expert_dp, 1)):
+        if size <= 1 or params <= 0:
+            continue
+        if plan.zero >= 1:
+            dp_s += collective_time_s("reduce_scatter", params * grad_b, size, system, ranks_per_domain=per_dom)
+            dp_s += collective_time_s("all_gather", params * ab, size, system, ranks_per_domain=per_dom)
+        else:
+            dp_s += collective_time_s("all_reduce", params * grad_b, size, system, ranks_per_domain=per_dom)
+    if plan.zero >= 3:
+        dp_s += collective_time_s("all_gather", dense * ab, dense_dp, system, ranks_per_domain=dp_dom) * (m - 1)
+    parts = parts_by_stage[slowest]
+    if plan.overlap_grad_reduce:
+        n_layers = max(1, len(stage_layers[slowest]))
+        bwd_one_mb = (parts["compute"] + parts["recompute"]) * 2 / 3
+        dp_exposed = max(dp_s / n_layers, dp_s - bwd_one_mb)
+    else:
+        dp_exposed = dp_s
+
+    # -- optimizer step: read grads + fp32 states, write states and weights -----
+    shard = (dense / (dense_dp if plan.zero >= 1 else 1)) + (expert / (expert_dp if plan.zero >= 1 else 1))
+    opt_s = float(memory_bound_time_s(shard * (4 + 12 + 12 + 2), acc))
+
+    step = pipeline_s + dp_exposed + opt_s
+    tokens = plan.global_batch * plan.seq_len
+    n = plan.num_gpus
+    mf = model_flops_per_token(model, plan.seq_len) * tokens
+    peak_flops = acc.flops(plan.dtype)
+    hw_factor = 1.0 + (1.0 / 3.0 if plan.recompute == "full" else 0.0)
+    breakdown = {k: v * m for k, v in parts.items()}
+    breakdown["pp_bubble"] = bubble_s
+    breakdown["dp_comm"] = dp_exposed
+    breakdown["dp_comm_total"] = dp_s
+    breakdown["optimizer"] = opt_s
+    constants = {**compute_constants(acc), **attention_constants(acc), **comm_constants(system)}
+    constants = {k: float(v) for k, v in constants.items() if isinstance(v, (int, float))}
+    assumptions = [
+        "Megatron-LM semantics: bf16 weights, fp32 main gradients reduced in fp32, Adam states in fp32",
+        f"ZeRO stage {plan.zero}" + (" (Megatron distributed optimizer)" if plan.zero == 1 else ""),
+        f"{'interleaved ' if plan.vpp > 1 else ''}1F1B pipeline schedule; layers split {[len(c) for c in chunks]} over chunks",
+        "TP/EP collectives on the critical path; CP ring exchange overlapped with attention",
+        f"attention: {'FlashAttention' if plan.attention == 'flash' else 'unfused softmax (Megatron-LM 2021)'}",
+        "balanced expert routing" if model.is_moe else "dense model",
+    ]
+    return TrainingEstimate(
+        model=model.name,
+        gpu=system.name,
+        num_gpus=n,
+        plan=plan,
+        step_time_s=step,
+        tokens_per_s=tokens / step,
+        mfu=mf / (step * n * peak_flops),
+        model_tflops_per_gpu=mf / (step * n) / 1e12,
+        hardware_tflops_per_gpu=mf * hw_factor / (step * n) / 1e12,
+        fits=best_mem.peak_bytes <= acc.memory_bytes,
+        memory=best_mem,
+        breakdown=breakdown,
+        constants=constants,
+        assumptions=assumptions,
+    )
