@@ -18,8 +18,15 @@ its bottleneck link and the number of latency-bound steps::
     reduce_scatter   (n-1)/n S      (n-1) steps   (S = the full, unreduced buffer)
     all_gather       (n-1)/n S      (n-1) steps   (S = the full, gathered buffer)
 
-    t = launch + steps * step_latency + bus_bytes / B_eff
+    t = launch + phases * [(n - m) step_in + (m - 1) step_out] + bus_bytes / B_eff
     B_eff = min over crossed tiers of:  B_up e_up,  B_pci e_pci,  r B_net e_net
+
+with ``phases`` 2 for all_reduce, 1 otherwise, ``m`` the number of units of the
+outermost crossed tier (nodes, or domains when the group stays in one node),
+``step_out`` that tier's hop latency and ``step_in`` the inner one's: a chunk
+travels n-1 hops per phase, m-1 of them across the outer tier (the latency model
+of NCCL's tuner, ``nInterSteps = 2(nNodes-1)`` for all-reduce). On one tier this
+is ``ring_time_s``: ``steps * step + bus_bytes / (B e)``, steps = phases (n-1).
 
 A ring that crosses nodes leaves each node once per channel; NCCL spreads its
 channels over the node's NICs (one per GPU), so the r ranks of a node give the
@@ -28,10 +35,11 @@ pairs of one server the measured busbw is about one PCIe link, so ``B_pci`` gets
 no such factor. This *flat ring* is what NCCL runs for large messages; the
 hierarchical form (reduce-scatter in the domain, all-reduce of S/k across nodes,
 all-gather) gives the same time for many nodes but half of it for two nodes, which
-the two-node DGX A100 runs in the reference data do not show (flat ring: 20% MAPE,
-hierarchical: 34% on those rows). ``launch`` and ``step_latency`` are the largest
-of the crossed tiers' (the scale-up tier's always counts), so a group that spans
-domains is never faster than the same group inside one.
+the two-node DGX A100 runs in the reference data do not show (refitted on those rows,
+flat ring: 23% MAPE, hierarchical: 45%, messages >= 1 MiB). ``launch``, ``step_in`` and ``step_out`` are at
+least the scale-up tier's, and B_eff at most its, so a group that spans domains is
+never faster than the same group inside one. NCCL's tree (log2 of the nodes in the
+latency) is not modelled: for small messages on many nodes this overestimates.
 
 Point-to-point (``send_recv``, one message of S bytes to the peer, over the tier
 it crosses) and ``all_to_all`` (each rank sends S in total, S/n to each rank,
@@ -77,27 +85,31 @@ class TierFit:
 
 
 # Fitted by scripts/fit_comm.py on every row of ../shared/reference/collectives/
-# (microsoft/vidur data/profiling/network, MIT; NCCL median times, 2 KiB-64 MiB,
-# 512 MiB for a100_pairwise all_reduce), minimising the mean relative error:
-#   (*, "nvswitch")      {a100,h100}_dgx all_reduce, 1 node (2/4/8 GPUs); send_recv 2 GPUs, 1 node
-#   ("ampere","network") a100_dgx all_reduce over 2 nodes ((2,1),(4,2),(8,4),(16,8) = (GPUs, per node));
-#                        send_recv 1 GPU on each of 2 nodes. Systems: a100-sxm-80gb.yaml / h100-sxm.yaml.
-#   ("hopper","network") send_recv of h100_dgx (2 nodes); no multi-node all_reduce was measured, so
-#                        bus_eff, launch_s, step_s = the hopper p2p values x the ampere (collective / p2p) ratios.
-#   (*, "nvlink_bridge") {a100,h100}_pairwise_nvlink all_reduce 2 GPUs and send_recv (2,2); step_s = nvswitch's
-#   (*, "pcie")          pairwise_nvlink all_reduce on 4 GPUs (two bridged pairs); launch_s = nvlink_bridge's;
-#                        p2p = collective values (not measured). Systems: a100-pcie-80gb / h100-pcie with 4 per node.
-# The A100 cluster's network reaches ~30% of its 200 Gb/s HDR per GPU (likely not tuned GPUDirect RDMA);
-# the H100 cluster ~70% of 400 Gb/s. Refit with ``python scripts/fit_comm.py`` and paste its output here.
+# (microsoft/vidur data/profiling/network, MIT; median NCCL kernel time of rank 0,
+# 2 KiB-64 MiB; 512 MiB for a100_pairwise all_reduce), minimising the mean relative error:
+#   (*, "nvswitch")      {a100,h100}_dgx all_reduce on 1 node (2/4/8 GPUs); send_recv between 2 GPUs of 1 node
+#   ("ampere","network") a100_dgx all_reduce over 2 nodes ((GPUs, per node) = (2,1),(4,2),(8,4),(16,8));
+#                        send_recv, 1 GPU on each of 2 nodes. Specs: a100-sxm-80gb.yaml, h100-sxm.yaml.
+#   ("hopper","network") h100_dgx send_recv over 2 nodes; no multi-node all_reduce was measured, so its
+#                        bus_eff and step_s = hopper p2p values x ampere's (collective / p2p) ratios.
+#   (*, "nvlink_bridge") {a100,h100}_pairwise_nvlink all_reduce on a bridged pair, send_recv (2,2);
+#                        step_s = the family's nvswitch value (one group size only).
+#   (*, "pcie")          pairwise_nvlink all_reduce on 4 GPUs (two bridged pairs); p2p = the collective
+#                        values (not measured). Specs: a100-pcie-80gb.yaml, h100-pcie.yaml, 4 GPUs per node.
+# launch_s of the network and pcie tiers = the scale-up tier's (all outer-tier rows span 2 units,
+# so launch and step cannot be told apart there).
+# p2p_eff is capped at 1 (the sender's kernel alone was timed; uncapped fits gave 1.04 and 1.2).
+# The A100 cluster's network reaches ~22-31% of its spec's 200 Gb/s HDR per GPU, the H100
+# cluster's ~73% of 400 Gb/s NDR. Refit with ``python scripts/fit_comm.py`` and paste here.
 _FITS: dict[tuple[str, str], TierFit] = {
-    ("ampere", "nvswitch"): TierFit(bus_eff=0.57, launch_s=40e-6, step_s=1.2e-6, p2p_eff=0.95, p2p_s=10e-6),
-    ("hopper", "nvswitch"): TierFit(bus_eff=0.78, launch_s=15e-6, step_s=1.2e-6, p2p_eff=0.8, p2p_s=7e-6),
-    ("ampere", "network"): TierFit(bus_eff=0.24, launch_s=40e-6, step_s=25e-6, p2p_eff=0.31, p2p_s=24e-6),
-    ("hopper", "network"): TierFit(bus_eff=0.56, launch_s=25e-6, step_s=15e-6, p2p_eff=0.72, p2p_s=14e-6),
-    ("ampere", "nvlink_bridge"): TierFit(bus_eff=0.64, launch_s=33e-6, step_s=1.2e-6, p2p_eff=1.0, p2p_s=6e-6),
-    ("hopper", "nvlink_bridge"): TierFit(bus_eff=0.65, launch_s=16e-6, step_s=1.2e-6, p2p_eff=1.0, p2p_s=6e-6),
-    ("ampere", "pcie"): TierFit(bus_eff=0.74, launch_s=33e-6, step_s=5e-6, p2p_eff=0.74, p2p_s=38e-6),
-    ("hopper", "pcie"): TierFit(bus_eff=0.78, launch_s=16e-6, step_s=5e-6, p2p_eff=0.78, p2p_s=21e-6),
+    ("ampere", "nvswitch"): TierFit(bus_eff=0.564, launch_s=4.14e-05, step_s=6.29e-07, p2p_eff=1, p2p_s=1.33e-05),
+    ("ampere", "network"): TierFit(bus_eff=0.223, launch_s=3.74e-05, step_s=1.33e-05, p2p_eff=0.31, p2p_s=2.79e-05),
+    ("ampere", "nvlink_bridge"): TierFit(bus_eff=0.644, launch_s=3.34e-05, step_s=6.29e-07, p2p_eff=1, p2p_s=4.96e-06),
+    ("ampere", "pcie"): TierFit(bus_eff=0.74, launch_s=3.34e-05, step_s=4.04e-06, p2p_eff=0.74, p2p_s=3.74e-05),
+    ("hopper", "nvswitch"): TierFit(bus_eff=0.772, launch_s=2.38e-05, step_s=4.07e-07, p2p_eff=0.803, p2p_s=7.59e-06),
+    ("hopper", "network"): TierFit(bus_eff=0.523, launch_s=2.45e-05, step_s=8.67e-06, p2p_eff=0.728, p2p_s=1.83e-05),
+    ("hopper", "nvlink_bridge"): TierFit(bus_eff=0.655, launch_s=1.5e-05, step_s=4.07e-07, p2p_eff=1, p2p_s=4.96e-06),
+    ("hopper", "pcie"): TierFit(bus_eff=0.744, launch_s=1.5e-05, step_s=2.14e-06, p2p_eff=0.744, p2p_s=1.72e-05),
 }
 FITS_SOURCE = "scripts/fit_comm.py on shared/reference/collectives (vidur NCCL all_reduce, send_recv)"
 
@@ -249,8 +261,11 @@ def collective_time_s(kind: CollectiveKind, message_bytes, group_size: int, syst
     else:  # flat ring through every rank; the slowest crossed tier sets the pace
         eff_bw = [bw_up * up.bus_eff] + [(r if tier == "network" else 1) * bw * fit.bus_eff for tier, fit, bw in tiers]
         launch = max([up.launch_s] + [f.launch_s for _, f, _ in tiers])
-        step = max([up.step_s] + [f.step_s for _, f, _ in tiers])
-        t = launch + ring_steps(kind, n) * step + bus_bytes(kind, s, n) / min(eff_bw)
+        step_in = max([up.step_s] + [f.step_s for _, f, _ in tiers[:-1]])
+        step_out = max(up.step_s, tiers[-1][1].step_s) if tiers else up.step_s
+        m = -(-n // (r if n > r else k))  # units of the outermost crossed tier
+        phases = 2 if kind == "all_reduce" else 1
+        t = launch + phases * ((n - m) * step_in + (m - 1) * step_out) + bus_bytes(kind, s, n) / min(eff_bw)
     t = np.where((s > 0) & (n > 1), t, 0.0)
     return float(t) if np.ndim(message_bytes) == 0 else t
 

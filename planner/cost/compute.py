@@ -1,24 +1,27 @@
 """Compute time of one operator on one accelerator: a roofline with a fitted efficiency.
 
 GEMM ``[m x k] @ [k x n]`` (``batch`` of them), dense peak ``P = acc.flops(dtype)``,
-HBM bandwidth ``B``; ``c`` is the constants of the accelerator's family::
+HBM bandwidth ``B``, ``c`` the constants of the accelerator's family::
 
     flops   = 2 m n k batch
     bytes   = dtype_bytes (m k + k n + m n) batch
-    Tn      = 128,  Tm = clip(pow2ceil(m), 16, 128)          output tile (small m: skinny tiles)
-    tiles   = ceil(m / Tm) ceil(n / Tn) batch
-    split   = max(1, floor(c.wave_tiles / tiles))              split-K when the tiles cannot fill the GPU
-    waves   = ceil(tiles split / c.wave_tiles)                 wave quantization
-    t_comp  = waves c.wave_tiles 2 Tm Tn (k / split + c.k_half) / (P c.e_max)
+    Tn      = 128,  Tm = clip(pow2ceil(m), 16, 128)       output tile (skinny tiles for small m)
+    tiles   = ceil(m / Tm) ceil(n / Tn) batch              tile quantization: partial tiles cost a full one
+    t_comp  = 2 Tm Tn (k + c.k_half) (tiles + c.tiles_half) / (P c.e_max)
     t_mem   = bytes / (B c.bw_eff)
-    t       = c.launch_s + (t_comp^4 + t_mem^4)^(1/4)          a smoothed max(compute, memory)
+    t       = c.launch_s + (t_comp^4 + t_mem^4)^(1/4)       a smoothed max(compute, memory)
 
-``c.wave_tiles`` is how many output tiles run at once (about the SM count),
-``c.k_half`` the per-tile fixed cost (prologue, epilogue) in units of k, so a
-tile's efficiency is ``k / (k + k_half)``. A large GEMM whose dimensions are
-multiples of the tile tends to ``2 m n k / (P e_max)`` from above; the achieved
-fraction of peak never exceeds ``e_max < 1``; tiny GEMMs are bound by reading
-their operands and by the launch. The time is non-decreasing in m, n, k.
+so the achieved fraction of peak of the compute part is::
+
+    e = c.e_max * [m n / (Tm Tn tiles)] * [k / (k + c.k_half)] * [tiles / (tiles + c.tiles_half)]
+               tile fill                per-tile fixed cost    GPU fill (few tiles under-fill it)
+
+A large GEMM whose dimensions are multiples of the tile tends to
+``2 m n k / (P e_max)`` from above; the achieved fraction never exceeds
+``e_max < 1``; small GEMMs are bound by reading their operands (decode) and by
+the launch. The time is non-decreasing in m, n, k and batch. Wave quantization
+against the SM count was tried and does not fit the measurements better (cuBLAS
+picks split-K / other tiles), so it is left out.
 
 Memory-bound kernels (norms, activations, residual add, RoPE)::
 
@@ -31,7 +34,6 @@ scalar inputs give a ``float``.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass
 
@@ -51,30 +53,40 @@ class ComputeConstants:
     """Efficiency constants of one accelerator family (see the module docstring)."""
 
     e_max: float  # fraction of dense peak a large, well-shaped GEMM reaches
-    k_half: float  # per-tile fixed cost, in units of the reduction depth k
-    wave_tiles: int  # output tiles in flight at once (~ SM count)
+    k_half: float  # per-tile fixed cost (prologue, epilogue), in units of the reduction depth k
+    tiles_half: float  # GPU fill: a GEMM of this many output tiles runs at half the per-tile rate
     bw_eff: float  # fraction of HBM bandwidth a GEMM reaches streaming its operands
     launch_s: float  # fixed time of a GEMM kernel
     mem_eff: float  # fraction of HBM bandwidth a memory-bound kernel reaches
     mem_launch_s: float  # fixed time of a memory-bound kernel
 
 
-# Fitted by scripts/fit_compute.py on the per-operator CUDA times of
+# Fitted by scripts/fit_compute.py on all rows of the per-operator CUDA times in
 # ../shared/reference/operators/ (microsoft/vidur data/profiling/compute, MIT;
-# fp16, PyTorch/cuBLAS, all rows): a100 -> "ampere" (A100 SXM 80GB),
-# h100 -> "hopper" (H100 SXM), a40 -> "ampere-ga102" (A40). Refit with
-# ``python scripts/fit_compute.py`` and paste its output here.
+# fp16 PyTorch/cuBLAS kernels): a100 -> "ampere" (A100 SXM 80GB),
+# h100 -> "hopper" (H100 SXM), a40 -> "ampere-ga102" (A40, GA102). GEMM
+# constants from the QKV, O, MLP-up and MLP-down projections (MAPE 5-8% for
+# num_tokens >= 512); mem_eff / mem_launch_s from each measured layer's sum of
+# norm + activation + RoPE + residual-add kernels (single kernels range from
+# ~30-60% of the bandwidth for the norms to ~85-95% for the add, so one kernel
+# alone can be off by up to 2x; a plain streaming kernel beats mem_eff).
+# The A100 GEMM constants transfer to the A40 at 7.9% MAPE (its own fit: 6.2%);
+# its memory-bound constants do not (52% on the layer sums: GDDR6, other
+# kernels). Refit with ``python scripts/fit_compute.py`` and paste its table.
 FAMILY_CONSTANTS: dict[str, ComputeConstants] = {
-    "ampere": ComputeConstants(e_max=0.78, k_half=64.0, wave_tiles=108, bw_eff=0.8, launch_s=5e-6, mem_eff=0.6, mem_launch_s=3e-6),
-    "ampere-ga102": ComputeConstants(e_max=0.8, k_half=64.0, wave_tiles=84, bw_eff=0.8, launch_s=5e-6, mem_eff=0.7, mem_launch_s=3e-6),
-    "hopper": ComputeConstants(e_max=0.75, k_half=64.0, wave_tiles=132, bw_eff=0.8, launch_s=5e-6, mem_eff=0.6, mem_launch_s=3e-6),
+    "ampere": ComputeConstants(e_max=0.751, k_half=70.6, tiles_half=7.7, bw_eff=0.755, launch_s=4.61e-06,
+        mem_eff=0.479, mem_launch_s=1.90e-06),
+    "ampere-ga102": ComputeConstants(e_max=0.798, k_half=133.6, tiles_half=7.4, bw_eff=0.743, launch_s=2.14e-06,
+        mem_eff=0.723, mem_launch_s=1.70e-06),
+    "hopper": ComputeConstants(e_max=0.733, k_half=23.2, tiles_half=21.3, bw_eff=0.912, launch_s=5.82e-06,
+        mem_eff=0.559, mem_launch_s=1.90e-06),
 }
 
 # Families without measurements borrow a measured one (an assumption, not a fit):
 # Blackwell -> Hopper (same kind of data-centre part, tensor-core GEMMs reach a
 # similar fraction of peak); Ada (L4, L40S: GDDR, consumer-class die) -> the
-# A40 / GA102 fit; AMD CDNA, TPU and Gaudi -> Hopper, which is likely optimistic
-# for them (published MI300X GEMMs reach a lower fraction of their peak).
+# A40 / GA102 fit; AMD CDNA, TPU and Gaudi -> Hopper, unmeasured here and
+# possibly optimistic for them (their GEMM libraries may reach a lower fraction).
 FAMILY_FALLBACK: dict[str, str] = {
     "blackwell": "hopper",
     "ada": "ampere-ga102",
@@ -103,21 +115,29 @@ def constants_for(acc: Accelerator) -> ComputeConstants:
 def compute_constants(acc: Accelerator) -> dict:
     """The constants used for ``acc``, for breakdown reporting."""
     key = constants_key(acc)
-    out: dict = {"constants_key": key, "family": acc.family, "fitted": key == acc.family or (acc.family == "ampere")}
-    out.update(asdict(FAMILY_CONSTANTS[key]))
-    out.update(tile_n=TILE_N, tile_m=(TILE_M_MIN, TILE_M_MAX), smooth_p=SMOOTH_P,
-               source="scripts/fit_compute.py on shared/reference/operators (vidur, fp16)")
-    return out
+    measured = acc.family in ("ampere", "hopper")
+    return {
+        "constants_key": key,
+        "family": acc.family,
+        "source": ("fitted by scripts/fit_compute.py on shared/reference/operators (vidur, fp16)" if measured
+                   else f"no measurements for family {acc.family!r}: borrows the {key!r} fit"),
+        **asdict(FAMILY_CONSTANTS[key]),
+        "tile_n": TILE_N,
+        "tile_m_range": (TILE_M_MIN, TILE_M_MAX),
+        "smooth_p": SMOOTH_P,
+    }
 
 
 def _dims(name: str, **values) -> list[np.ndarray]:
     out = []
     for key, v in values.items():
-        a = np.asarray(v, dtype=float)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name}: {key} must be finite, got {v!r}")
-        if np.any(a < 0):
-            raise ValueError(f"{name}: {key} must be >= 0, got {v!r}")
+        try:
+            a = np.asarray(v, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: {key} must be a number or an array of numbers, got {v!r}") from None
+        bad = a[~np.isfinite(a) | (a < 0)]
+        if bad.size:
+            raise ValueError(f"{name}: {key} must be a finite number >= 0, got {bad.flat[0]:g}")
         out.append(a)
     return out
 
@@ -140,17 +160,15 @@ def gemm_time_s(m, n, k, acc: Accelerator, dtype: str = "bf16", batch=1,
     ``constants`` overrides the family's fitted constants (for fitting)."""
     c = constants or constants_for(acc)
     mm, nn, kk, bb = _dims("gemm_time_s", m=m, n=n, k=k, batch=batch)
+    dtype_bytes = _dtype_bytes(dtype)
     peak, bw = acc.flops(dtype), acc.hbm_bandwidth_bytes_per_s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tile_m = np.clip(2.0 ** np.ceil(np.log2(np.maximum(mm, 1.0))), TILE_M_MIN, TILE_M_MAX)
-        tiles = np.ceil(mm / tile_m) * np.ceil(nn / TILE_N) * np.ceil(bb)
-        tiles = np.maximum(tiles, 1.0)
-        split = np.maximum(1.0, np.floor(c.wave_tiles / tiles))
-        waves = np.ceil(tiles * split / c.wave_tiles)
-        t_comp = waves * c.wave_tiles * 2.0 * tile_m * TILE_N * (kk / split + c.k_half) / (peak * c.e_max)
-        t_mem = _dtype_bytes(dtype) * (mm * kk + kk * nn + mm * nn) * bb / (bw * c.bw_eff)
-        t = c.launch_s + (t_comp**SMOOTH_P + t_mem**SMOOTH_P) ** (1.0 / SMOOTH_P)
-    t = np.where(mm * nn * kk * bb > 0, t, 0.0)
+    tile_m = np.clip(2.0 ** np.ceil(np.log2(np.maximum(mm, 1.0))), TILE_M_MIN, TILE_M_MAX)
+    tiles = np.ceil(mm / tile_m) * np.ceil(nn / TILE_N) * np.ceil(bb)
+    t_comp = 2.0 * tile_m * TILE_N * (kk + c.k_half) * (tiles + c.tiles_half) / (peak * c.e_max)
+    t_mem = dtype_bytes * (mm * kk + kk * nn + mm * nn) * bb / (bw * c.bw_eff)
+    hi, lo = np.maximum(t_comp, t_mem), np.minimum(t_comp, t_mem)
+    smooth_max = hi * (1.0 + (lo / hi) ** SMOOTH_P) ** (1.0 / SMOOTH_P)  # (t_comp^p + t_mem^p)^(1/p)
+    t = np.where(mm * nn * kk * bb > 0, c.launch_s + smooth_max, 0.0)
     return _ret(t, m, n, k, batch)
 
 
@@ -178,4 +196,3 @@ __all__ = [
     "compute_constants", "constants_for", "constants_key",
     "gemm_efficiency", "gemm_time_s", "memory_bound_time_s",
 ]
-_ = math  # (math kept for readers' formulas; numpy does the work)

@@ -93,15 +93,18 @@ class StateBytes:
     optimizer_bytes: float
 
 
-def state_bytes(dense_params: float, expert_params: float, dense_dp: int, expert_dp: int, zero: int, dtype: str) -> StateBytes:
+def state_bytes(dense_params: float, expert_params: float, dense_dp: int, expert_dp: int, zero: int, dtype: str,
+                grad_bytes: float = 4.0) -> StateBytes:
     """Weights, gradients and optimizer states of the parameters one GPU holds.
 
+    ``grad_bytes`` is 4 for fp32 main gradients (Megatron's default with bf16),
+    2 when gradients are kept in the 16-bit dtype (Megatron 2021 with fp16).
     ``dense_params`` / ``expert_params`` are this GPU's shard (already divided
     by tp / ep*etp); ``dense_dp`` / ``expert_dp`` the ranks that replicate them.
     fp8 training keeps bf16 weights plus an fp8 copy (Transformer Engine): 3 B/param.
     """
     w_b = 3.0 if dtype == "fp8" else 2.0
-    g_b, o_b = 4.0, 12.0
+    g_b, o_b = grad_bytes, 12.0
     weights = grads = opt = 0.0
     for p, d in ((dense_params, max(1, dense_dp)), (expert_params, max(1, expert_dp))):
         weights += p * w_b / (d if zero >= 3 else 1)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
@@ -69,15 +69,7 @@ class TrainingPlan(BaseModel):
     dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
     attention: Literal["flash", "unfused"] = "flash"
     overlap_grad_reduce: bool = True
-
-    @model_validator(mode="after")
-    def _batch(self) -> "TrainingPlan":
-        if self.global_batch % (self.micro_batch * self.dp):
-            raise PlanError(
-                f"global batch {self.global_batch} is not divisible by micro-batch {self.micro_batch} x dp {self.dp}"
-                f" = {self.micro_batch * self.dp}"
-            )
-        return self
+    grad_reduce_in_fp32: bool = Field(True, description="Megatron keeps and reduces fp32 main gradients (its default for bf16)")
 
     @property
     def num_gpus(self) -> int:
@@ -141,6 +133,11 @@ def check_plan(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: i
         raise PlanError(
             f"degrees do not multiply to the GPU count: tp {plan.tp} x pp {plan.pp} x cp {plan.cp} x dp {plan.dp}"
             f" = {plan.num_gpus}, not {num_gpus}"
+        )
+    if plan.global_batch % (plan.micro_batch * plan.dp):
+        raise PlanError(
+            f"global batch {plan.global_batch} is not divisible by micro-batch {plan.micro_batch} x dp {plan.dp}"
+            f" = {plan.micro_batch * plan.dp}"
         )
     if model.num_heads % plan.tp:
         raise PlanError(f"tp {plan.tp} does not divide the {model.num_heads} attention heads of {model.name}")
@@ -409,7 +406,8 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
             parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s
             parts["tp_comm"] += sum(lt.fwd_comm.values()) + sum(lt.bwd_comm.values())
         if plan.pp > 1:
-            p2p_bytes = sh.tokens * model.hidden_size * ab / (plan.tp if sh.sp else 1)
+            # Megatron sends 1/tp of the activation per TP rank (scatter-gather optimisation, or SP's shard)
+            p2p_bytes = sh.tokens * model.hidden_size * ab / plan.tp
             t_p2p = collective_time_s("send_recv", p2p_bytes, 2, system, ranks_per_domain=1 if groups.pp_cross_domain else 2)
             sends = (1 if s in (0, plan.pp - 1) else 2) * plan.vpp  # fwd activation + bwd gradient per chunk
             parts["pp_p2p"] = sends * t_p2p
@@ -428,7 +426,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     for s, layers in enumerate(stage_layers):
         dense, expert = _params_on_gpu(model, layers, plan, s == 0, s == plan.pp - 1)
         per_gpu_params.append((dense, expert))
-        st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype)
+        st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype, 4.0 if plan.grad_reduce_in_fp32 else 2.0)
         per_layer = sum(activation_bytes_per_layer(model, i, sh, plan.recompute) for i in layers) / max(1, len(layers))
         inflight = inflight_microbatches(plan.pp, plan.vpp, m, s)
         act = per_layer * len(layers) * inflight
@@ -453,31 +451,45 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     # -- data-parallel gradient reduction --------------------------------------
     dense, expert = per_gpu_params[slowest]
     dp_size, dp_dom = groups.dp
-    dp_s = 0.0
-    grad_b = 4.0  # fp32 main gradients (Megatron reduces them in fp32)
-    for params, size, per_dom in ((dense, dense_dp, dp_dom), (expert, expert_dp, 1)):
-        if size <= 1 or params <= 0:
-            continue
-        if plan.zero >= 1:
-            dp_s += collective_time_s("reduce_scatter", params * grad_b, size, system, ranks_per_domain=per_dom)
-            dp_s += collective_time_s("all_gather", params * ab, size, system, ranks_per_domain=per_dom)
-        else:
-            dp_s += collective_time_s("all_reduce", params * grad_b, size, system, ranks_per_domain=per_dom)
-    if plan.zero >= 3:
-        dp_s += collective_time_s("all_gather", dense * ab, dense_dp, system, ranks_per_domain=dp_dom) * (m - 1)
+    grad_b = 4.0 if plan.grad_reduce_in_fp32 else 2.0
     parts = parts_by_stage[slowest]
-    if plan.overlap_grad_reduce:
-        n_layers = max(1, len(stage_layers[slowest]))
-        bwd_one_mb = (parts["compute"] + parts["recompute"]) * 2 / 3
-        dp_exposed = max(dp_s / n_layers, dp_s - bwd_one_mb)
+    dp_s = 0.0
+    if plan.zero >= 3:
+        # ZeRO-3 / FSDP: every micro-batch all-gathers the weights for forward and
+        # again for backward, and reduce-scatters its gradients; prefetching
+        # overlaps this with compute, so a micro-batch takes max(compute, comm).
+        zero3_mb = 0.0
+        for params, size, per_dom in ((dense, dense_dp, dp_dom), (expert, expert_dp, 1)):
+            if size > 1 and params > 0:
+                zero3_mb += 2 * collective_time_s("all_gather", params * ab, size, system, ranks_per_domain=per_dom)
+                zero3_mb += collective_time_s("reduce_scatter", params * grad_b, size, system, ranks_per_domain=per_dom)
+        extra_mb = max(0.0, zero3_mb - stage_t[slowest])
+        pipeline_s += m * extra_mb
+        dp_exposed = m * extra_mb
+        dp_s = m * zero3_mb
     else:
-        dp_exposed = dp_s
+        for params, size, per_dom in ((dense, dense_dp, dp_dom), (expert, expert_dp, 1)):
+            if size <= 1 or params <= 0:
+                continue
+            if plan.zero >= 1:  # reduce-scatter gradients, all-gather updated weights
+                dp_s += collective_time_s("reduce_scatter", params * grad_b, size, system, ranks_per_domain=per_dom)
+                dp_s += collective_time_s("all_gather", params * ab, size, system, ranks_per_domain=per_dom)
+            else:
+                dp_s += collective_time_s("all_reduce", params * grad_b, size, system, ranks_per_domain=per_dom)
+        if plan.overlap_grad_reduce:
+            # gradients are final only in the last micro-batch's backward: the
+            # reduction overlaps with it, bucket by bucket (the last bucket is exposed)
+            n_layers = max(1, len(stage_layers[slowest]))
+            bwd_one_mb = (parts["compute"] + parts["recompute"]) * 2 / 3
+            dp_exposed = max(dp_s / n_layers, dp_s - bwd_one_mb)
+        else:
+            dp_exposed = dp_s
 
     # -- optimizer step: read grads + fp32 states, write states and weights -----
     shard = (dense / (dense_dp if plan.zero >= 1 else 1)) + (expert / (expert_dp if plan.zero >= 1 else 1))
     opt_s = float(memory_bound_time_s(shard * (4 + 12 + 12 + 2), acc))
 
-    step = pipeline_s + dp_exposed + opt_s
+    step = pipeline_s + (0.0 if plan.zero >= 3 else dp_exposed) + opt_s
     tokens = plan.global_batch * plan.seq_len
     n = plan.num_gpus
     mf = model_flops_per_token(model, plan.seq_len) * tokens

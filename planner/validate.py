@@ -1,0 +1,176 @@
+"""Predicted vs measured on the reference suites (``../shared/reference``).
+
+``validate_training(reference_dir)`` replays every row of
+``training/megatron_2021_weak_scaling.csv`` (Narayanan et al., SC'21, Table 1)
+and ``training/megatron_2021_training_days.csv`` (Table 2) through the
+training estimator and compares per-GPU TFLOP/s counted the paper's way
+(Eq. 3, recomputation included) and training days.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .cost.training import TrainingPlan, estimate_training
+from .specs.hardware import System
+from .specs.model import ModelSpec
+
+DEFAULT_REFERENCE = Path("../shared/reference")
+
+#: Micro-batch size and interleaving of each Table 1 run, from the paper's
+#: artifact (NVIDIA/Megatron-LM ``examples/sc21/run_table_1.sh``: MBS and
+#: ``--num-layers-per-virtual-pipeline-stage``). Keyed by (hidden, layers).
+PUBLISHED_TABLE1_SETTINGS: dict[tuple[int, int], tuple[int, int]] = {
+    (2304, 24): (16, 1),
+    (3072, 30): (16, 1),
+    (4096, 36): (16, 1),
+    (6144, 40): (8, 1),
+    (8192, 48): (4, 1),
+    (10240, 60): (2, 3),
+    (12288, 80): (2, 2),
+    (16384, 96): (1, 2),
+    (20480, 105): (1, 3),
+    (25600, 128): (1, 1),
+}
+
+#: Table 2 plans (Narayanan et al. 2021, sec. 5.2 / Fig. 10): PTD-P with
+#: (t, p) = (8, 8) for GPT-3 175B at global batch 1536 and (8, 35) for 530B at
+#: global batch 2240 (micro-batch 1); ZeRO-3 without model parallelism.
+TABLE2_SHAPES = {174.6: dict(hidden=12288, layers=96, heads=96, tp=8, pp=8, gbs=1536),
+                 529.6: dict(hidden=20480, layers=105, heads=128, tp=8, pp=35, gbs=2240)}
+
+SEQ_LEN, VOCAB = 2048, 51200
+
+
+class TrainingRow(BaseModel):
+    name: str
+    gpus: int
+    tp: int
+    pp: int
+    vpp: int
+    micro_batch: int
+    global_batch: int
+    published: float
+    predicted: float
+    error_pct: float
+    fits: bool
+
+
+class TrainingValidation(BaseModel):
+    table1: list[TrainingRow]
+    table2: list[TrainingRow]
+    table1_mape_pct: float
+    table1_max_abs_error_pct: float
+    table2_mape_pct: float
+    table2_max_abs_error_pct: float
+
+
+def gpt_model(hidden: int, layers: int, heads: int, name: str | None = None) -> ModelSpec:
+    """A Megatron GPT (GeLU MLP 4h, learned positions, tied embeddings, dropout 0.1)."""
+    return ModelSpec(
+        name=name or f"gpt-h{hidden}-l{layers}", model_type="gpt2", hidden_size=hidden, num_layers=layers,
+        num_heads=heads, num_kv_heads=heads, head_dim=hidden // heads, intermediate_size=4 * hidden,
+        vocab_size=VOCAB, max_seq_len=SEQ_LEN, tie_embeddings=True, gated_mlp=False, norm="layernorm",
+        learned_positions=True, qkv_bias=True, linear_bias=True, dropout=0.1,
+    )
+
+
+def paper_flops_per_step(hidden: int, layers: int, batch: int, seq: int = SEQ_LEN, vocab: int = VOCAB) -> float:
+    """Narayanan et al. 2021, Eq. 3: ``96 B s l h^2 (1 + s/(6h) + V/(16 l h))``."""
+    return 96.0 * batch * seq * layers * hidden**2 * (1 + seq / (6 * hidden) + vocab / (16 * layers * hidden))
+
+
+def _megatron2021_plan(tp: int, pp: int, dp: int, mbs: int, vpp: int, gbs: int, zero: int = 0) -> TrainingPlan:
+    """How the SC'21 runs were configured: fp16, full recomputation, no sequence
+    parallelism (it came in 2022), unfused softmax attention with dropout,
+    torch DDP (overlapped) without pipelining, Megatron's local DDP otherwise,
+    fp16 gradients (the artifact's CONFIG.sh sets --fp16 without
+    --accumulate-allreduce-grads-in-fp32)."""
+    return TrainingPlan(
+        tp=tp, pp=pp, vpp=vpp, dp=dp, micro_batch=mbs, global_batch=gbs, seq_len=SEQ_LEN,
+        recompute="full", sp=False, zero=zero, dtype="fp16", attention="unfused", overlap_grad_reduce=(pp == 1 or zero == 3),
+        grad_reduce_in_fp32=False,
+    )
+
+
+def _pick_settings(model: ModelSpec, system: System, tp: int, pp: int, dp: int, gbs: int) -> tuple[int, int]:
+    """For a run whose micro-batch and interleaving are not published: the
+    fastest (micro-batch, vpp) that fits, as a tuned run would use."""
+    best: tuple[float, int, int] | None = None
+    for mbs in (1, 2, 4, 8, 16):
+        if gbs % (mbs * dp):
+            continue
+        for vpp in (1, 2, 3, 4, 5, 6, 8):
+            if pp == 1 and vpp > 1 or model.num_layers % (pp * vpp):
+                continue
+            m = gbs // (mbs * dp)
+            if vpp > 1 and m % pp:
+                continue
+            est = estimate_training(model, system, _megatron2021_plan(tp, pp, dp, mbs, vpp, gbs))
+            if est.fits and (best is None or est.step_time_s < best[0]):
+                best = (est.step_time_s, mbs, vpp)
+    return (best[1], best[2]) if best else (1, 1)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def _mape(rows: list[TrainingRow]) -> tuple[float, float]:
+    if not rows:
+        return math.nan, math.nan
+    errs = [abs(r.error_pct) for r in rows]
+    return sum(errs) / len(errs), max(errs)
+
+
+def validate_training(reference_dir: str | Path = DEFAULT_REFERENCE, system: System | None = None) -> TrainingValidation:
+    """Predicted vs published per-GPU TFLOP/s (Table 1) and training days (Table 2)."""
+    from .catalog import get_system
+
+    ref = Path(reference_dir) / "training"
+    t1_path, t2_path = ref / "megatron_2021_weak_scaling.csv", ref / "megatron_2021_training_days.csv"
+    if not t1_path.is_file():
+        raise FileNotFoundError(f"{t1_path} not found (give the reference folder with --reference)")
+    sysm = system or get_system("a100-sxm-80gb")
+    table1: list[TrainingRow] = []
+    for r in _read_csv(t1_path):
+        h, layers, heads = int(r["hidden"]), int(r["layers"]), int(r["heads"])
+        tp, pp, gpus, gbs = int(r["tp"]), int(r["pp"]), int(r["gpus"]), int(r["global_batch"])
+        dp = gpus // (tp * pp)
+        model = gpt_model(h, layers, heads, name=f"gpt-{r['params_billion']}b")
+        mbs, vpp = PUBLISHED_TABLE1_SETTINGS.get((h, layers)) or _pick_settings(model, sysm, tp, pp, dp, gbs)
+        est = estimate_training(model, sysm, _megatron2021_plan(tp, pp, dp, mbs, vpp, gbs), gpus)
+        pred = paper_flops_per_step(h, layers, gbs) / (est.step_time_s * gpus) / 1e12
+        pub = float(r["achieved_tflops_per_gpu"])
+        table1.append(TrainingRow(name=model.name, gpus=gpus, tp=tp, pp=pp, vpp=vpp, micro_batch=mbs, global_batch=gbs,
+                                  published=pub, predicted=pred, error_pct=100 * (pred - pub) / pub, fits=est.fits))
+    table2: list[TrainingRow] = []
+    if t2_path.is_file():
+        for r in _read_csv(t2_path):
+            p_b, gpus = float(r["params_billion"]), int(r["gpus"])
+            shape = TABLE2_SHAPES.get(p_b)
+            if shape is None:
+                continue
+            model = gpt_model(shape["hidden"], shape["layers"], shape["heads"], name=f"gpt-{p_b}b")
+            if r["method"] == "zero3":
+                tp = pp = 1
+                gbs = shape["gbs"]
+                plan = _megatron2021_plan(1, 1, gpus, max(1, gbs // gpus), 1, gbs, zero=3)
+            else:
+                tp, pp, gbs = shape["tp"], shape["pp"], shape["gbs"]
+                plan = _megatron2021_plan(tp, pp, gpus // (tp * pp), 1, 1, gbs)
+            est = estimate_training(model, sysm, plan, gpus)
+            days = 300e9 / est.tokens_per_s / 86400
+            pub = float(r["training_days_300b_tokens"])
+            table2.append(TrainingRow(name=f"{r['method']} {model.name}", gpus=gpus, tp=tp, pp=pp, vpp=plan.vpp,
+                                      micro_batch=plan.micro_batch, global_batch=gbs, published=pub, predicted=days,
+                                      error_pct=100 * (days - pub) / pub, fits=est.fits))
+    m1, x1 = _mape(table1)
+    m2, x2 = _mape(table2)
+    return TrainingValidation(table1=table1, table2=table2, table1_mape_pct=m1, table1_max_abs_error_pct=x1,
+                              table2_mape_pct=m2, table2_max_abs_error_pct=x2)

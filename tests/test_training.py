@@ -1,0 +1,198 @@
+"""Training cost model: closed forms, published facts and invariants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import planner
+from planner.cost.memory import activation_bytes_per_layer, inflight_microbatches, state_bytes
+from planner.cost.ops import LayerShape
+from planner.cost.training import PlanError, TrainingPlan, estimate_training, partition_layers
+from planner.validate import gpt_model, paper_flops_per_step
+
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def gpt3():
+    return planner.get_model("gpt3-175b")
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return planner.get_system("a100-sxm-80gb")
+
+
+# ---- Korthikanti et al. 2022, Table 2 / eqs. 2-4: GPT-3 175B, t=8, s=2048, b=1 ---------
+
+def _korthikanti(model, sp: bool, recompute: str) -> float:
+    sh = LayerShape(micro_batch=1, seq_len=2048, tp=8, sp=sp, attention="unfused")
+    return activation_bytes_per_layer(model, 0, sh, recompute) / MiB
+
+
+def test_activation_memory_tp_only(gpt3):
+    # sbh (10 + 24/t + 5as/(ht)) bytes
+    s, b, h, a, t = 2048, 1, 12288, 96, 8
+    closed = s * b * h * (10 + 24 / t + 5 * a * s / (h * t)) / MiB
+    assert _korthikanti(gpt3, sp=False, recompute="none") == pytest.approx(closed, rel=1e-9)
+    assert round(_korthikanti(gpt3, sp=False, recompute="none")) == 552
+
+
+def test_activation_memory_sequence_parallel(gpt3):
+    assert round(_korthikanti(gpt3, sp=True, recompute="none")) == 342
+
+
+def test_activation_memory_sp_and_selective(gpt3):
+    assert round(_korthikanti(gpt3, sp=True, recompute="selective")) == 102
+
+
+def test_full_recompute_keeps_only_layer_input(gpt3):
+    # 2 sbh / t with SP
+    assert _korthikanti(gpt3, sp=True, recompute="full") * MiB == 2 * 2048 * 12288 / 8
+
+
+def test_flash_attention_drops_the_s2_term():
+    llama = planner.get_model("llama-3.1-70b")
+    sh = LayerShape(micro_batch=1, seq_len=8192, tp=8, sp=True, attention="flash")
+    none = activation_bytes_per_layer(llama, 0, sh, "none")
+    selective = activation_bytes_per_layer(llama, 0, sh, "selective")
+    assert none - selective < 0.01 * none  # only the log-sum-exp is left to recompute
+
+
+# ---- states -------------------------------------------------------------------------
+
+def test_megatron_bytes_per_parameter():
+    # Megatron docs: 18 B/param without the distributed optimizer, 6 + 12/d with it.
+    s0 = state_bytes(1e9, 0, 8, 1, zero=0, dtype="bf16")
+    assert s0.weights_bytes + s0.gradients_bytes + s0.optimizer_bytes == pytest.approx(18e9)
+    s1 = state_bytes(1e9, 0, 8, 1, zero=1, dtype="bf16")
+    assert s1.weights_bytes + s1.gradients_bytes + s1.optimizer_bytes == pytest.approx((6 + 12 / 8) * 1e9)
+    s3 = state_bytes(1e9, 0, 8, 1, zero=3, dtype="bf16")
+    assert s3.weights_bytes + s3.gradients_bytes + s3.optimizer_bytes == pytest.approx(18e9 / 8)
+
+
+def test_inflight_microbatches():
+    assert inflight_microbatches(8, 1, 64) == 8  # 1F1B: first stage holds pp micro-batches
+    assert inflight_microbatches(8, 1, 4) == 4
+    # interleaved: pp * (1 + (pp-1)/(pp*v))
+    assert inflight_microbatches(8, 2, 64) == pytest.approx(8 * (1 + 7 / 16))
+
+
+def test_partition_is_balanced():
+    parts = partition_layers(126, 16)
+    assert sum(len(p) for p in parts) == 126
+    assert {len(p) for p in parts} == {7, 8}
+    assert len(parts[0]) == 7 and len(parts[-1]) == 7  # the heavier first/last stages get fewer layers
+
+
+# ---- paper FLOPs ------------------------------------------------------------------------
+
+def test_megatron_eq3_flops():
+    # 1T row of Table 1: 502 PFLOP/s aggregate at 163 TFLOP/s per GPU on 3072 GPUs
+    f = paper_flops_per_step(25600, 128, 3072)
+    assert f == pytest.approx(96 * 3072 * 2048 * 128 * 25600**2 * (1 + 2048 / (6 * 25600) + 51200 / (16 * 128 * 25600)))
+
+
+# ---- estimates: invariants ---------------------------------------------------------------
+
+def _est(model="llama-3.1-70b", gpu="h100", **kw):
+    base = dict(tp=8, pp=2, micro_batch=1, global_batch=256, seq_len=4096)
+    base.update(kw)
+    gpus = base.pop("gpus", None)
+    return planner.estimate_train(model, gpu, gpus=gpus, **base)
+
+
+def test_estimate_fields_are_consistent():
+    e = _est(gpus=64)
+    assert e.tokens_per_s == pytest.approx(256 * 4096 / e.step_time_s)
+    assert 0 < e.mfu < 1
+    m = e.memory
+    assert m.peak_bytes == pytest.approx(m.weights_bytes + m.gradients_bytes + m.optimizer_bytes + m.activations_bytes + m.other_bytes)
+    assert e.fits == (m.peak_bytes <= m.capacity_bytes)
+    assert e.step_time_s >= e.breakdown["compute"]
+
+
+def test_more_data_parallel_gpus_never_need_more_memory():
+    small = _est(gpus=16, global_batch=256)
+    big = _est(gpus=64, global_batch=256)
+    assert big.memory.peak_bytes <= small.memory.peak_bytes
+
+
+@settings(max_examples=25, deadline=None)
+@given(dp=st.sampled_from([1, 2, 4, 8]), zero=st.sampled_from([0, 1, 2, 3]))
+def test_more_gpus_same_shape_never_more_memory(dp, zero):
+    a = _est(gpus=16 * dp, zero=zero, global_batch=512)
+    b = _est(gpus=32 * dp, zero=zero, global_batch=512)
+    assert b.memory.peak_bytes <= a.memory.peak_bytes * (1 + 1e-9)
+
+
+def test_recompute_trades_time_for_memory():
+    none = _est(gpus=64, recompute="none")
+    full = _est(gpus=64, recompute="full")
+    assert full.memory.activations_bytes < none.memory.activations_bytes
+    assert full.step_time_s > none.step_time_s
+
+
+def test_faster_gpu_is_faster():
+    assert _est(gpu="b200", gpus=64).step_time_s < _est(gpu="h100", gpus=64).step_time_s < _est(gpu="a100", gpus=64).step_time_s
+
+
+def test_bigger_batch_amortises_the_bubble():
+    small = _est(gpus=64, global_batch=64, pp=4)
+    big = _est(gpus=64, global_batch=1024, pp=4)
+    assert big.tokens_per_s > small.tokens_per_s
+
+
+def test_moe_with_expert_parallelism():
+    e = planner.estimate_train("mixtral-8x7b", "h100", gpus=64, tp=2, pp=1, ep=8, micro_batch=1, global_batch=256, seq_len=4096)
+    assert e.breakdown["ep_comm"] > 0
+    assert 0 < e.mfu < 1
+
+
+def test_deepseek_v3_on_h800_fits_with_the_published_layout():
+    # DeepSeek-V3 report: 2048 H800, PP16, EP64, ZeRO-1, no TP, seq 4096
+    e = planner.estimate_train("deepseek-v3", "h800", gpus=2048, tp=1, pp=16, ep=64, micro_batch=1,
+                               global_batch=15360 // 4 * 4, seq_len=4096, zero=1)
+    assert e.memory.peak_bytes > 0 and e.tokens_per_s > 0
+
+
+# ---- bad plans ---------------------------------------------------------------------------
+
+def test_degrees_must_multiply_to_gpus():
+    with pytest.raises(PlanError, match="do not multiply"):
+        _est(gpus=100, tp=8, pp=4)
+
+
+def test_batch_divisibility():
+    with pytest.raises(PlanError, match="not divisible"):
+        _est(gpus=64, global_batch=102)
+
+
+def test_tp_must_divide_heads():
+    m = gpt_model(2304, 24, 24)
+    with pytest.raises(PlanError, match="attention heads"):
+        estimate_training(m, planner.get_system("a100"), TrainingPlan(tp=16, dp=1, global_batch=8, seq_len=2048))
+
+
+def test_sequence_longer_than_model():
+    with pytest.raises(PlanError, match="exceeds"):
+        _est(model="gpt-1.7b", gpu="a100", gpus=8, tp=1, pp=1, seq_len=4096)
+
+
+def test_fp8_needs_hardware():
+    with pytest.raises(PlanError, match="FP8"):
+        _est(gpu="a100", gpus=64, dtype="fp8")
+
+
+def test_more_gpus_more_throughput(a100):
+    m = gpt_model(6144, 40, 48)
+    t = []
+    for dp in (4, 8, 16):
+        e = estimate_training(m, a100, TrainingPlan(tp=8, dp=dp, micro_batch=4, global_batch=512, seq_len=2048))
+        t.append(e.tokens_per_s)
+    assert t[0] < t[1] < t[2]
+    assert not math.isnan(t[0])
