@@ -73,8 +73,8 @@ _FLAG = {
 
 
 def _squash(text: str) -> str:
-    """Collapse a message to one line."""
-    return " ".join(str(text).split())
+    """Collapse a message to one line (and drop pydantic's "Value error, " prefix)."""
+    return " ".join(str(text).replace("Value error, ", "").split())
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -85,8 +85,6 @@ def format_validation_error(err: ValidationError) -> str:
     e = errors[0]
     loc = ".".join(_FLAG.get(str(p), str(p)) for p in e.get("loc", ()))
     msg = str(e.get("msg", "invalid value"))
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
     if e.get("type") == "extra_forbidden":
         msg = "unknown field"
     elif e.get("type") == "missing":
@@ -124,7 +122,7 @@ def cli_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except typer.Exit:
+        except (typer.Exit, BrokenPipeError):
             raise
         except USER_ERRORS as exc:
             fail(format_error(exc))
@@ -260,6 +258,20 @@ def specs_list(
         console.print(_model_table())
 
 
+def _ranges(values: list[int]) -> str:
+    """[3, 4, 5, 9] -> '3-5, 9'."""
+    out: list[str] = []
+    start = prev = values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        out.append(f"{start}-{prev}" if prev > start else str(start))
+        if v is not None:
+            start = prev = v
+    return ", ".join(out)
+
+
 def _human(key: str, value: Any) -> str:
     """A spec field with its unit made readable (values inside the planner are SI)."""
     if isinstance(value, bool) or value is None:
@@ -269,17 +281,26 @@ def _human(key: str, value: Any) -> str:
             return f"{value / 1e9:,.1f} GB/s"
         if key.endswith("_bytes"):
             return f"{value / 1e9:,.2f} GB ({value / 2**30:,.2f} GiB)"
-        if key.endswith("latency_s") or key.endswith("_s"):
+        if key.endswith("_s"):
             return f"{value * 1e6:,.2f} us"
-        if key.startswith("peak_flops."):
-            return f"{value / 1e12:,.1f} TFLOPS"
-        if key.endswith("tdp_w"):
+        if ".peak_flops." in f".{key}":
+            return f"{value / 1e12:,.1f} TFLOP/s"
+        if key.endswith("_w"):
             return f"{value:,.0f} W"
-        return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+        if isinstance(value, int):
+            return f"{value:,}" if value >= 10_000 and "year" not in key else str(value)
+        return f"{value:g}"
     if isinstance(value, (list, tuple)):
-        if len(value) > 12 and all(isinstance(v, (int, str)) for v in value):
-            return f"{len(value)} entries: {', '.join(map(str, value[:6]))}, ..."
-        return ", ".join(map(str, value)) if value else "-"
+        if not value:
+            return "-"
+        if all(isinstance(v, int) for v in value) and len(value) > 4:
+            return f"{len(value)}: {_ranges(sorted(value))}"
+        if all(isinstance(v, str) for v in value) and len(value) > 4 and len(set(value)) < len(value):
+            counts: dict[str, int] = {}
+            for v in value:
+                counts[v] = counts.get(v, 0) + 1
+            return ", ".join(f"{k} x {n}" for k, n in counts.items())
+        return ", ".join(map(str, value))
     return str(value)
 
 
@@ -545,6 +566,10 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="planner", standalone_mode=False)
+    except BrokenPipeError:  # `planner ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_INTERNAL)
     except Exception as exc:
         # Click's usage errors (typer vendors click in recent releases: duck-type them).
         if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
@@ -556,8 +581,7 @@ def main(argv: list[str] | None = None) -> None:
                     typer.echo(text)
                 sys.exit(0)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            message = _squash(exc.format_message()).replace("Value error, ", "")
-            typer.echo(f"error: {message}{hint}", err=True)
+            typer.echo(f"error: {_squash(exc.format_message())}{hint}", err=True)
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             typer.echo("error: aborted", err=True)

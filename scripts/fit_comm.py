@@ -65,6 +65,9 @@ def load_system(name: str, per_node: int | None) -> System:
     path = ROOT / "hardware_specs" / f"{name}.yaml"
     if path.exists():
         system = System.model_validate(yaml.safe_load(path.read_text()))
+        # The reference clusters (vidur's) are modelled by the fitted constants, not by a
+        # spec's own measured network efficiency (that is another cluster's measurement).
+        system = system.model_copy(update={"node": system.node.model_copy(update={"network_efficiency": None})})
     else:
         fam, apn, dom, kind, up, nic, pcie = _FALLBACK_SPECS[name]
         system = System.model_validate({

@@ -22,6 +22,9 @@ def _spec(name: str, per_node: int | None = None, **node) -> System:
     path = PROJECT / "hardware_specs" / f"{name}.yaml"
     if path.exists():
         system = System.model_validate(yaml.safe_load(path.read_text()))
+        # The reference clusters (vidur's) are modelled by the fitted constants, not by a
+        # spec's own measured network efficiency (that is another cluster's measurement).
+        system = system.model_copy(update={"node": system.node.model_copy(update={"network_efficiency": None})})
     else:  # DGX A100 / DGX H100 facts: NVLink per direction, one NIC per GPU
         fam, up, nic = {"a100-sxm-80gb": ("ampere", 300e9, 25e9), "h100-sxm": ("hopper", 450e9, 50e9),
                         "b200": ("blackwell", 900e9, 50e9)}[name]

@@ -32,22 +32,26 @@ A ring that crosses nodes leaves each node once per channel; NCCL spreads its
 channels over the node's NICs (one per GPU), so the r ranks of a node give the
 ring ``r B_net`` (busbw of multi-node DGX runs ~ 8 x NIC). Between the NVLink
 pairs of one server the measured busbw is about one PCIe link, so ``B_pci`` gets
-no such factor. This *flat ring* is what NCCL runs for large messages; the
+no such factor. This *flat ring* is what NCCL runs for large messages. The
 hierarchical form (reduce-scatter in the domain, all-reduce of S/k across nodes,
-all-gather) gives the same time for many nodes but half of it for two nodes, which
-the two-node DGX A100 runs in the reference data do not show (refitted on those rows,
-flat ring: 23% MAPE, hierarchical: 45%, messages >= 1 MiB). ``launch``, ``step_in`` and ``step_out`` are at
-least the scale-up tier's, and B_eff at most its, so a group that spans domains is
-never faster than the same group inside one. NCCL's tree (log2 of the nodes in the
-latency) is not modelled: for small messages on many nodes this overestimates.
+all-gather) gives the same time on many nodes but half of it on two, which the
+two-node DGX A100 runs of the reference data do not show (refitted on those rows,
+messages >= 1 MiB: flat ring 29% MAPE, hierarchical 40%). ``launch``, ``step_in``
+and ``step_out`` are at least the scale-up tier's and B_eff at most its, so a
+group that spans domains is never faster than the same group inside one. NCCL's
+tree (log2 of the nodes in the latency) is not modelled: for small messages on
+many nodes the ring latency here overestimates.
 
 Point-to-point (``send_recv``, one message of S bytes to the peer, over the tier
 it crosses) and ``all_to_all`` (each rank sends S in total, S/n to each rank,
 itself included) use the send/recv constants::
 
-    send_recv   t = p2p_latency + S / (B_tier p2p_eff)
+    send_recv   t = p2p_latency + S / (B_tier e_tier)
     all_to_all  t = p2p_latency + (k-1)/n S / (B_up e_up) + (r-k)/n S / (B_pci e_pci)
                                 + (n-r)/n S / (B_net e_net)
+
+(e = each tier's p2p_eff; p2p_latency the largest of the crossed tiers'; an
+outer tier's B e is capped at the scale-up tier's).
 
 For all_to_all the terms add up rather than overlap: with PXN, NCCL routes a
 message bound for another node through NVLink to the GPU on the right rail, so
@@ -61,7 +65,7 @@ take SI units and accept a numpy array of message sizes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -70,7 +74,6 @@ from planner.specs.hardware import System
 
 CollectiveKind = Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "send_recv"]
 KINDS: tuple[str, ...] = ("all_reduce", "reduce_scatter", "all_gather", "all_to_all", "send_recv")
-Tier = Literal["nvswitch", "nvlink_bridge", "pcie", "network"]
 
 
 @dataclass(frozen=True)
@@ -100,16 +103,18 @@ class TierFit:
 # so launch and step cannot be told apart there).
 # p2p_eff is capped at 1 (the sender's kernel alone was timed; uncapped fits gave 1.04 and 1.2).
 # The A100 cluster's network reaches ~22-31% of its spec's 200 Gb/s HDR per GPU, the H100
-# cluster's ~73% of 400 Gb/s NDR. Refit with ``python scripts/fit_comm.py`` and paste here.
+# cluster's ~73% of 400 Gb/s NDR. The 16-GPU A100 runs (8 per node) reach only ~3 NICs' worth,
+# not 8: the model is 2x optimistic there (66% MAPE), as if that cluster had <= 4 NICs a node.
+# Refit with ``python scripts/fit_comm.py`` and paste its output here.
 _FITS: dict[tuple[str, str], TierFit] = {
     ("ampere", "nvswitch"): TierFit(bus_eff=0.564, launch_s=4.14e-05, step_s=6.29e-07, p2p_eff=1, p2p_s=1.33e-05),
-    ("ampere", "network"): TierFit(bus_eff=0.223, launch_s=3.74e-05, step_s=1.33e-05, p2p_eff=0.31, p2p_s=2.79e-05),
+    ("ampere", "network"): TierFit(bus_eff=0.219, launch_s=4.14e-05, step_s=4.17e-05, p2p_eff=0.31, p2p_s=2.79e-05),
     ("ampere", "nvlink_bridge"): TierFit(bus_eff=0.644, launch_s=3.34e-05, step_s=6.29e-07, p2p_eff=1, p2p_s=4.96e-06),
-    ("ampere", "pcie"): TierFit(bus_eff=0.74, launch_s=3.34e-05, step_s=4.04e-06, p2p_eff=0.74, p2p_s=3.74e-05),
+    ("ampere", "pcie"): TierFit(bus_eff=0.74, launch_s=3.34e-05, step_s=1.09e-05, p2p_eff=0.74, p2p_s=4.43e-05),
     ("hopper", "nvswitch"): TierFit(bus_eff=0.772, launch_s=2.38e-05, step_s=4.07e-07, p2p_eff=0.803, p2p_s=7.59e-06),
-    ("hopper", "network"): TierFit(bus_eff=0.523, launch_s=2.45e-05, step_s=8.67e-06, p2p_eff=0.728, p2p_s=1.83e-05),
+    ("hopper", "network"): TierFit(bus_eff=0.514, launch_s=2.38e-05, step_s=2.73e-05, p2p_eff=0.728, p2p_s=1.83e-05),
     ("hopper", "nvlink_bridge"): TierFit(bus_eff=0.655, launch_s=1.5e-05, step_s=4.07e-07, p2p_eff=1, p2p_s=4.96e-06),
-    ("hopper", "pcie"): TierFit(bus_eff=0.744, launch_s=1.5e-05, step_s=2.14e-06, p2p_eff=0.744, p2p_s=1.72e-05),
+    ("hopper", "pcie"): TierFit(bus_eff=0.744, launch_s=1.5e-05, step_s=5.61e-06, p2p_eff=0.744, p2p_s=2.06e-05),
 }
 FITS_SOURCE = "scripts/fit_comm.py on shared/reference/collectives (vidur NCCL all_reduce, send_recv)"
 
@@ -143,13 +148,22 @@ def _bandwidth(system: System, tier: str) -> float:
             "network": n.nic_bandwidth_bytes_per_s}[tier]
 
 
+def _with_override(system: System, tier: str, fit: TierFit) -> TierFit:
+    """A system spec may state its own measured network efficiency (``node.network_efficiency``,
+    with its source in the spec): it replaces the fitted bus and p2p efficiencies of the network tier."""
+    eff = system.node.network_efficiency
+    if tier != "network" or eff is None:
+        return fit
+    return replace(fit, bus_eff=eff, p2p_eff=eff)
+
+
 def comm_constants(system: System) -> dict:
     """The constants ``collective_time_s`` uses for ``system``, for breakdown reporting."""
     out: dict = {"family": system.accelerator.family, "source": FITS_SOURCE}
     for tier in ("up", "pcie", "network"):
         key = _tier_key(system, tier)
         out[tier] = {"constants_key": "/".join(key), "fitted_on_this_family": key[0] == system.accelerator.family,
-                     "bandwidth_bytes_per_s": _bandwidth(system, tier), **asdict(_FITS[key])}
+                     "bandwidth_bytes_per_s": _bandwidth(system, tier), **asdict(_with_override(system, tier, _FITS[key]))}
     return out
 
 
@@ -248,7 +262,7 @@ def collective_time_s(kind: CollectiveKind, message_bytes, group_size: int, syst
     up = fits[_tier_key(system, "up")]
     bw_up = _bandwidth(system, "up")
     crossed = [t for t, used in (("pcie", r > k), ("network", n > r)) if used]
-    tiers = [(tier, fits[_tier_key(system, tier)], _bandwidth(system, tier)) for tier in crossed]
+    tiers = [(tier, _with_override(system, tier, fits[_tier_key(system, tier)]), _bandwidth(system, tier)) for tier in crossed]
 
     if kind == "send_recv":  # one message over the tier between the two ranks
         tier, fit, bw = tiers[0] if k < 2 and tiers else ("up", up, bw_up)

@@ -59,6 +59,7 @@ class ComputeConstants:
     launch_s: float  # fixed time of a GEMM kernel
     mem_eff: float  # fraction of HBM bandwidth a memory-bound kernel reaches
     mem_launch_s: float  # fixed time of a memory-bound kernel
+    stream_eff: float = 0.85  # fraction of HBM bandwidth a plain streaming kernel (add, dropout, softmax, copy) reaches
 
 
 # Fitted by scripts/fit_compute.py on all rows of the per-operator CUDA times in
@@ -75,12 +76,17 @@ class ComputeConstants:
 # kernels). Refit with ``python scripts/fit_compute.py`` and paste its table.
 FAMILY_CONSTANTS: dict[str, ComputeConstants] = {
     "ampere": ComputeConstants(e_max=0.751, k_half=70.6, tiles_half=7.7, bw_eff=0.755, launch_s=4.61e-06,
-        mem_eff=0.479, mem_launch_s=1.90e-06),
+        mem_eff=0.479, mem_launch_s=1.90e-06, stream_eff=0.86),
     "ampere-ga102": ComputeConstants(e_max=0.798, k_half=133.6, tiles_half=7.4, bw_eff=0.743, launch_s=2.14e-06,
         mem_eff=0.723, mem_launch_s=1.70e-06),
     "hopper": ComputeConstants(e_max=0.733, k_half=23.2, tiles_half=21.3, bw_eff=0.912, launch_s=5.82e-06,
-        mem_eff=0.559, mem_launch_s=1.90e-06),
+        mem_eff=0.559, mem_launch_s=1.90e-06, stream_eff=0.95),
 }
+# stream_eff: median achieved bandwidth of the measured residual ``add`` kernel
+# (3 x tokens x hidden x 2 bytes) for num_tokens >= 2048 in the same data: A100
+# 0.86, H100 0.98 (capped at 0.95: the larger figure is helped by L2 reuse).
+# ga102 keeps the default 0.85 (assumed). Fused softmax / dropout / residual /
+# permutation / cross-entropy kernels are streaming kernels.
 
 # Families without measurements borrow a measured one (an assumption, not a fit):
 # Blackwell -> Hopper (same kind of data-centre part, tensor-core GEMMs reach a
@@ -183,11 +189,13 @@ def gemm_efficiency(m, n, k, acc: Accelerator, dtype: str = "bf16", batch=1,
 
 
 def memory_bound_time_s(bytes_moved, acc: Accelerator,
-                        constants: ComputeConstants | None = None) -> float | np.ndarray:
-    """Elementwise / norm / activation kernel: ``mem_launch_s + bytes / (B mem_eff)`` (0 for no bytes)."""
+                        constants: ComputeConstants | None = None, streaming: bool = False) -> float | np.ndarray:
+    """Norm / activation kernel: ``mem_launch_s + bytes / (B mem_eff)`` (0 for no bytes);
+    a plain streaming kernel (``streaming=True``) uses ``stream_eff`` instead of ``mem_eff``."""
     c = constants or constants_for(acc)
     (b,) = _dims("memory_bound_time_s", bytes_moved=bytes_moved)
-    t = np.where(b > 0, c.mem_launch_s + b / (acc.hbm_bandwidth_bytes_per_s * c.mem_eff), 0.0)
+    eff = c.stream_eff if streaming else c.mem_eff
+    t = np.where(b > 0, c.mem_launch_s + b / (acc.hbm_bandwidth_bytes_per_s * eff), 0.0)
     return _ret(t, bytes_moved)
 
 

@@ -53,6 +53,7 @@ class Op:
     group: str = ""
     selective: bool = False  # recomputed under selective recomputation
     overlap: str = ""  # a comm op that overlaps with the named compute op
+    streaming: bool = False  # a plain streaming memory kernel (add, dropout, softmax, copy)
 
     @property
     def fwd_flops(self) -> float:
@@ -111,8 +112,8 @@ def _attention_core(model: ModelSpec, kind: str, sh: LayerShape) -> list[Op]:
         drop_bytes = scores * (2 + 2 + 1) if model.dropout > 0 else 0.0
         return [
             Op("attn_qk", "gemm", m=s_q, n=s_kv, k=d_qk, batch=bh, selective=True),
-            Op("attn_softmax", "memory", bytes=scores * 4, selective=True),
-            *([Op("attn_dropout", "memory", bytes=drop_bytes, selective=True)] if drop_bytes else []),
+            Op("attn_softmax", "memory", bytes=scores * 4, selective=True, streaming=True),
+            *([Op("attn_dropout", "memory", bytes=drop_bytes, selective=True, streaming=True)] if drop_bytes else []),
             Op("attn_av", "gemm", m=s_q, n=d_v, k=s_kv, batch=bh, selective=True),
         ]
     flops = 2.0 * b * heads * s_q * s_kv * (d_qk + d_v) * causal_frac
@@ -181,14 +182,14 @@ def layer_ops(model: ModelSpec, layer: int, sh: LayerShape) -> list[Op]:
         ops += _attention_core(model, kind, sh)
         ops.append(Op("out_proj", "gemm", m=T, k=model.attn_out_dim // tp, n=h))
     ops += _tp_collectives("attn", sh, h)[-1:] if sh.sp else _tp_collectives("attn", sh, h)
-    ops.append(Op("attn_residual", "memory", bytes=resid_bytes))
+    ops.append(Op("attn_residual", "memory", bytes=resid_bytes, streaming=True))
     ops.append(Op("post_norm", "memory", bytes=norm_bytes))
 
     if model.is_moe_layer(layer):
         ops += _moe_ops(model, sh)
     else:
         ops += _mlp_ops(model, sh, model.intermediate_size, "mlp")
-    ops.append(Op("mlp_residual", "memory", bytes=resid_bytes))
+    ops.append(Op("mlp_residual", "memory", bytes=resid_bytes, streaming=True))
     return ops
 
 
@@ -227,7 +228,7 @@ def _moe_ops(model: ModelSpec, sh: LayerShape) -> list[Op]:
     a2a_bytes = t_in * moe.top_k * h * ab
     ops: list[Op] = [
         Op("router", "gemm", m=int(t_in), k=h, n=moe.num_experts),
-        Op("permute", "memory", bytes=a2a_bytes * 2),
+        Op("permute", "memory", bytes=a2a_bytes * 2, streaming=True),
     ]
     if sh.ep > 1:
         ops.append(Op("moe_dispatch", "comm", bytes=a2a_bytes, collective="all_to_all", group="ep"))
@@ -242,7 +243,7 @@ def _moe_ops(model: ModelSpec, sh: LayerShape) -> list[Op]:
         ops.append(Op("moe_etp_reduce_scatter", "comm", bytes=a2a_bytes * sh.etp, collective="reduce_scatter", group="etp"))
     if sh.ep > 1:
         ops.append(Op("moe_combine", "comm", bytes=a2a_bytes, collective="all_to_all", group="ep"))
-    ops.append(Op("unpermute", "memory", bytes=a2a_bytes * 2))
+    ops.append(Op("unpermute", "memory", bytes=a2a_bytes * 2, streaming=True))
     if moe.num_shared_experts:
         # Shared experts are tensor-parallel like a dense MLP: all-gather the
         # sequence-parallel tokens in, reduce-scatter out.
@@ -259,7 +260,7 @@ def _moe_ops(model: ModelSpec, sh: LayerShape) -> list[Op]:
 def embedding_ops(model: ModelSpec, sh: LayerShape) -> list[Op]:
     """Token (and learned position) embedding lookup on the first pipeline stage."""
     n = sh.tokens * model.hidden_size * sh.act_bytes
-    ops = [Op("embedding", "memory", bytes=n * (3 if model.learned_positions else 2))]
+    ops = [Op("embedding", "memory", bytes=n * (3 if model.learned_positions else 2), streaming=True)]
     if sh.tp > 1:  # vocab-parallel embedding: all-reduce (or reduce-scatter with SP)
         ops.append(Op("embedding_reduce", "comm", bytes=n, collective="reduce_scatter" if sh.sp else "all_reduce", group="tp"))
     return ops
@@ -273,7 +274,7 @@ def head_ops(model: ModelSpec, sh: LayerShape) -> list[Op]:
     if sh.sp and sh.tp > 1:
         ops.append(Op("head_all_gather", "comm", bytes=T * h * sh.act_bytes, collective="all_gather", group="tp"))
     ops.append(Op("lm_head", "gemm", m=T, k=h, n=vocab))
-    ops.append(Op("cross_entropy", "memory", bytes=T * vocab * 4 * 3, bwd_factor=1.0))  # fp32 logits: softmax, loss, grad
+    ops.append(Op("cross_entropy", "memory", bytes=T * vocab * 4 * 3, bwd_factor=1.0, streaming=True))  # fp32 logits: softmax, loss, grad
     return ops
 
 

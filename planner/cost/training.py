@@ -249,8 +249,8 @@ def _ops_time(ops: list[Op], system: System, dtype: str, groups: Groups, recompu
             attn_fwd += tf
             attn_bwd += tb
         elif op.kind == "memory":
-            tf = float(memory_bound_time_s(op.bytes, acc))
-            tb = float(memory_bound_time_s(op.bytes * op.bwd_factor, acc))
+            tf = float(memory_bound_time_s(op.bytes, acc, streaming=op.streaming))
+            tb = float(memory_bound_time_s(op.bytes * op.bwd_factor, acc, streaming=op.streaming))
         else:
             fwd_comm[op.group] = fwd_comm.get(op.group, 0.0) + _comm(op, system, groups)
             continue
@@ -296,6 +296,11 @@ def _layer_signature(model: ModelSpec, i: int) -> tuple:
     return (model.layer_attention[i], model.is_moe_layer(i))
 
 
+@lru_cache(maxsize=256)
+def _representatives_cached(mkey: int) -> dict[tuple, int]:
+    return _representatives(_KEEP[mkey])  # type: ignore[arg-type]
+
+
 def _representatives(model: ModelSpec) -> dict[tuple, int]:
     reps: dict[tuple, int] = {}
     for i in range(model.num_layers):
@@ -304,7 +309,7 @@ def _representatives(model: ModelSpec) -> dict[tuple, int]:
 
 
 def layer_time(model: ModelSpec, system: System, layer: int, sh: LayerShape, dtype: str, recompute: str, groups: Groups) -> LayerTime:
-    rep = _representatives(model)[_layer_signature(model, layer)]
+    rep = _representatives_cached(_key(model))[_layer_signature(model, layer)]
     return _layer_time_cached(_key(model), _key(system), (rep,), sh, dtype, recompute, groups)
 
 
@@ -390,12 +395,17 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     parts_by_stage: list[dict[str, float]] = []
     for s, layers in enumerate(stage_layers):
         parts = {"compute": 0.0, "recompute": 0.0, "tp_comm": 0.0, "cp_comm": 0.0, "ep_comm": 0.0, "pp_p2p": 0.0}
+        counts: dict[tuple, int] = {}
         for i in layers:
-            lt = layer_time(model, system, i, sh, plan.dtype, plan.recompute, groups)
-            parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s - lt.recompute_s
-            parts["recompute"] += lt.recompute_s
+            sig = _layer_signature(model, i)
+            counts[sig] = counts.get(sig, 0) + 1
+        reps = _representatives_cached(_key(model))
+        for sig, n in counts.items():
+            lt = layer_time(model, system, reps[sig], sh, plan.dtype, plan.recompute, groups)
+            parts["compute"] += n * (lt.fwd_compute_s + lt.bwd_compute_s - lt.recompute_s)
+            parts["recompute"] += n * lt.recompute_s
             for g, t in list(lt.fwd_comm.items()) + list(lt.bwd_comm.items()):
-                parts[{"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}[g]] += t
+                parts[{"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}[g]] += n * t
         extra: list[Op] = []
         if s == 0:
             extra += embedding_ops(model, sh)
@@ -427,11 +437,13 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         dense, expert = _params_on_gpu(model, layers, plan, s == 0, s == plan.pp - 1)
         per_gpu_params.append((dense, expert))
         st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype, 4.0 if plan.grad_reduce_in_fp32 else 2.0)
-        per_layer = sum(activation_bytes_per_layer(model, i, sh, plan.recompute) for i in layers) / max(1, len(layers))
+        reps = _representatives_cached(_key(model))
+        sigs = {_layer_signature(model, i) for i in layers}
+        per_sig = {g: activation_bytes_per_layer(model, reps[g], sh, plan.recompute) for g in sigs}
         inflight = inflight_microbatches(plan.pp, plan.vpp, m, s)
-        act = per_layer * len(layers) * inflight
+        act = sum(per_sig[_layer_signature(model, i)] for i in layers) * inflight
         if plan.recompute == "full" and layers:
-            act += max(activation_bytes_per_layer(model, i, sh, "none") for i in layers)  # one layer re-materialised
+            act += max(activation_bytes_per_layer(model, reps[g], sh, "none") for g in sigs)  # one layer re-materialised
         if s == 0 and model.dropout > 0:
             act += sh.sp_tokens * model.hidden_size * inflight  # embedding dropout mask
         other = RUNTIME_RESERVED_BYTES
@@ -487,7 +499,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
 
     # -- optimizer step: read grads + fp32 states, write states and weights -----
     shard = (dense / (dense_dp if plan.zero >= 1 else 1)) + (expert / (expert_dp if plan.zero >= 1 else 1))
-    opt_s = float(memory_bound_time_s(shard * (4 + 12 + 12 + 2), acc))
+    opt_s = float(memory_bound_time_s(shard * (4 + 12 + 12 + 2), acc, streaming=True))
 
     step = pipeline_s + (0.0 if plan.zero >= 3 else dp_exposed) + opt_s
     tokens = plan.global_batch * plan.seq_len

@@ -89,6 +89,11 @@ class Node(StrictModel):
     pcie_bandwidth_bytes_per_s: BytesPerSecond = Field(gt=0, description="host link per accelerator, per direction")
     host_memory_bytes: Bytes = Field(gt=0, description="CPU memory of the node")
     scale_up_kind: Literal["nvswitch", "nvlink_bridge", "mesh", "torus", "pcie", "ethernet"] = "nvswitch"
+    network_efficiency: float | None = Field(
+        default=None, gt=0, le=1,
+        description="measured fraction of the NIC bandwidth collectives reach on this system (cite it); "
+        "default: the fitted constant of the accelerator family",
+    )
 
 
 class System(StrictModel):

@@ -1,0 +1,35 @@
+# Each target stands alone on a fresh machine: it creates .venv and installs the
+# package (editable, with the test extras) when missing or when pyproject.toml changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.planner-installed
+REFERENCE ?= ../shared/reference
+
+.PHONY: demo test install clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# A representative planning job on built-in specs (Llama-3.1-70B on 64 H100s),
+# then the check against published Megatron-LM runs when the reference data is there.
+demo: $(STAMP)
+	$(BIN)/planner estimate train --model llama-3.1-70b --gpu h100 --gpus 64 --tp 8 --pp 2 --mbs 1 --gbs 512 --seq 8192
+	@if [ -d "$(REFERENCE)/training" ]; then \
+		echo; $(BIN)/planner validate training --reference "$(REFERENCE)"; \
+	else \
+		echo "($(REFERENCE) not found: skipping 'planner validate training')"; \
+	fi
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -o addopts=
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
