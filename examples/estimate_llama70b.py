@@ -32,7 +32,7 @@ cost = est.cost_to_train_usd(tokens, gpu.accelerator.price_per_hour_usd)
 print(f"15T tokens on 64 GPUs: {days:,.0f} days, ${cost / 1e6:,.1f} M")
 
 # %% Compare a few layouts of the same 64 GPUs (the estimator rejects impossible ones).
-for tp, pp, recompute in [(8, 2, "selective"), (8, 1, "full"), (4, 4, "selective"), (8, 4, "none")]:
+for tp, pp, recompute in [(8, 2, "selective"), (8, 1, "full"), (4, 4, "selective"), (8, 4, "none"), (8, 3, "selective")]:
     try:
         e = planner.estimate_train(model, gpu, gpus=64, tp=tp, pp=pp, micro_batch=1, global_batch=512, seq_len=8192,
                                    recompute=recompute)

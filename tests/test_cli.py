@@ -274,3 +274,13 @@ def test_validate_training_missing_reference() -> None:
 
 def test_unknown_command() -> None:
     assert_one_line_error(run("estimate", "trian"), "trian")
+
+
+# ---- the example script runs against the current API --------------------------------
+
+def test_example_script_runs() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "estimate_llama70b.py")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "MFU" in r.stdout and "tokens/s" in r.stdout

@@ -39,7 +39,7 @@ from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .attention import attention_constants, attention_time_s
 from .comm import collective_time_s, comm_constants
-from .compute import compute_constants, gemm_time_s, memory_bound_time_s
+from .compute import compute_constants, constants_for, gemm_time_s, memory_bound_time_s
 from .memory import RUNTIME_RESERVED_BYTES, activation_bytes_per_layer, inflight_microbatches, state_bytes
 from .ops import LayerShape, Op, embedding_ops, head_ops, layer_ops
 
@@ -224,11 +224,53 @@ def groups_for(system: System, plan: TrainingPlan) -> Groups:
     )
 
 
+@lru_cache(maxsize=65536)
+def _collective_cached(kind: str, nbytes: float, size: int, skey: int, per_dom: int) -> float:
+    return float(collective_time_s(kind, nbytes, size, _KEEP[skey], ranks_per_domain=per_dom))  # type: ignore[arg-type]
+
+
+def _coll(kind: str, nbytes: float, size: int, system: System, per_dom: int) -> float:
+    """collective_time_s, memoised (searches ask for the same collectives many times)."""
+    return _collective_cached(kind, float(nbytes), size, _key(system), per_dom)
+
+
+@lru_cache(maxsize=256)
+def _constants_cached(skey: int) -> tuple[tuple[str, float], ...]:
+    system: System = _KEEP[skey]  # type: ignore[assignment]
+    acc = system.accelerator
+    flat: dict[str, float] = {}
+    for k, v in {**compute_constants(acc), **attention_constants(acc)}.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            flat[k] = float(v)
+    for tier, d in comm_constants(system).items():
+        if isinstance(d, dict):
+            for k, v in d.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    flat[f"comm_{tier}_{k}"] = float(v)
+    return tuple(flat.items())
+
+
+@lru_cache(maxsize=256)
+def _layer_table(mkey: int) -> tuple[tuple[tuple, ...], tuple[tuple[float, float], ...]]:
+    """Per layer: its cost signature and (non-expert params, routed-expert params)."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    sigs, params = [], []
+    for i in range(model.num_layers):
+        sigs.append(_layer_signature(model, i))
+        total = model.layer_params(i)
+        if model.is_moe_layer(i):
+            routed, _ = model.moe_params()
+            params.append((float(total - routed), float(routed)))
+        else:
+            params.append((float(total), 0.0))
+    return tuple(sigs), tuple(params)
+
+
 def _comm(op: Op, system: System, groups: Groups) -> float:
     size, per_dom = getattr(groups, op.group)
     if size <= 1:
         return 0.0
-    return collective_time_s(op.collective, op.bytes, size, system, ranks_per_domain=per_dom)
+    return _coll(op.collective, op.bytes, size, system, per_dom)
 
 
 def _ops_time(ops: list[Op], system: System, dtype: str, groups: Groups, recompute: str) -> LayerTime:
@@ -291,6 +333,19 @@ def _layer_time_cached(mkey: int, skey: int, layer_sig: tuple, sh: LayerShape, d
     return _ops_time(ops, system, dtype, groups, recompute)
 
 
+@lru_cache(maxsize=4096)
+def _extra_time_cached(mkey: int, skey: int, sh: LayerShape, dtype: str, first: bool, last: bool, groups: Groups) -> LayerTime:
+    """Embedding (first stage) and LM head + loss (last stage) of one micro-batch."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    ops = (embedding_ops(model, sh) if first else []) + (head_ops(model, sh) if last else [])
+    return _ops_time(ops, _KEEP[skey], dtype, groups, "none")  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=4096)
+def _act_cached(mkey: int, layer: int, sh: LayerShape, recompute: str) -> float:
+    return activation_bytes_per_layer(_KEEP[mkey], layer, sh, recompute)  # type: ignore[arg-type]
+
+
 def _layer_signature(model: ModelSpec, i: int) -> tuple:
     """Layers with the same attention kind and MLP kind cost the same."""
     return (model.layer_attention[i], model.is_moe_layer(i))
@@ -317,6 +372,29 @@ def layer_time(model: ModelSpec, system: System, layer: int, sh: LayerShape, dty
 # pipeline partition
 # ---------------------------------------------------------------------------
 
+@lru_cache(maxsize=1024)
+def _stages_cached(mkey: int, pp: int, vpp: int) -> tuple[list[list[int]], list[list[int]], list[tuple]]:
+    """Chunks, the layers of each pipeline stage, and each stage's (signature, count) pairs."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    sig_of, _ = _layer_table(mkey)
+    chunks = partition_layers(model.num_layers, pp, vpp)
+    stages = [[i for c in range(s, len(chunks), pp) for i in chunks[c]] for s in range(pp)]
+    counts = []
+    for layers in stages:
+        d: dict[tuple, int] = {}
+        for i in layers:
+            d[sig_of[i]] = d.get(sig_of[i], 0) + 1
+        counts.append(tuple(d.items()))
+    return chunks, stages, counts
+
+
+def clear_caches() -> None:
+    """Forget memoised layer times and collectives (benchmarks use it to time cold estimates)."""
+    for f in (_stages_cached, _layer_table, _layer_time_cached, _extra_time_cached, _act_cached,
+              _collective_cached, _constants_cached, _representatives_cached, _model_flops_cached):
+        f.cache_clear()
+
+
 def partition_layers(num_layers: int, pp: int, vpp: int = 1) -> list[list[int]]:
     """Layers of each model chunk (chunk c runs on stage c % pp), as even as
     possible; leftover layers go to the middle chunks (the first and last
@@ -340,6 +418,12 @@ def partition_layers(num_layers: int, pp: int, vpp: int = 1) -> list[list[int]]:
 
 def model_flops_per_token(model: ModelSpec, seq_len: int) -> float:
     """PaLM-style model FLOPs per trained token (forward + backward)."""
+    return _model_flops_cached(_key(model), seq_len)
+
+
+@lru_cache(maxsize=1024)
+def _model_flops_cached(mkey: int, seq_len: int) -> float:
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
     matmul = model.active_params - model.embedding_params - model.final_norm_params
     if model.tie_embeddings:
         matmul += model.vocab_size * model.hidden_size
@@ -358,15 +442,9 @@ def model_flops_per_token(model: ModelSpec, seq_len: int) -> float:
 
 def _params_on_gpu(model: ModelSpec, layers: list[int], plan: TrainingPlan, first: bool, last: bool) -> tuple[float, float]:
     """(dense params, expert params) of one GPU of a stage holding ``layers``."""
-    dense = expert = 0.0
-    for i in layers:
-        if model.is_moe_layer(i):
-            routed, shared = model.moe_params()
-            attn = model.layer_params(i) - routed - shared
-            dense += (attn + shared) / plan.tp
-            expert += routed / (plan.ep * plan.expert_tp)
-        else:
-            dense += model.layer_params(i) / plan.tp
+    _, table = _layer_table(_key(model))
+    dense = sum(table[i][0] for i in layers) / plan.tp
+    expert = sum(table[i][1] for i in layers) / (plan.ep * plan.expert_tp)
     if first:
         dense += model.embedding_params / plan.tp
     if last:
@@ -386,41 +464,44 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=ab,
     )
     m = plan.num_microbatches
-    chunks = partition_layers(model.num_layers, plan.pp, plan.vpp)
-    stage_layers = [[i for c in range(s, len(chunks), plan.pp) for i in chunks[c]] for s in range(plan.pp)]
+    chunks, stage_layers, stage_sig_counts = _stages_cached(_key(model), plan.pp, plan.vpp)
 
     # -- per-stage time per micro-batch ---------------------------------------
-    comp_f = comp_b = 0.0
+    sig_of, table = _layer_table(_key(model))
     stage_t: list[float] = []
     parts_by_stage: list[dict[str, float]] = []
+    mkey, skey = _key(model), _key(system)
+    reps = _representatives_cached(mkey)
+    stage_counts: list[tuple] = []
+    seen: dict[tuple, dict[str, float]] = {}
     for s, layers in enumerate(stage_layers):
+        counts = dict(stage_sig_counts[s])
+        first, last = s == 0, s == plan.pp - 1
+        ckey = (stage_sig_counts[s], first, last)
+        stage_counts.append(ckey)
+        if ckey in seen:  # stages with the same layers cost the same
+            parts = seen[ckey]
+            stage_t.append(sum(parts.values()))
+            parts_by_stage.append(parts)
+            continue
         parts = {"compute": 0.0, "recompute": 0.0, "tp_comm": 0.0, "cp_comm": 0.0, "ep_comm": 0.0, "pp_p2p": 0.0}
-        counts: dict[tuple, int] = {}
-        for i in layers:
-            sig = _layer_signature(model, i)
-            counts[sig] = counts.get(sig, 0) + 1
-        reps = _representatives_cached(_key(model))
         for sig, n in counts.items():
             lt = layer_time(model, system, reps[sig], sh, plan.dtype, plan.recompute, groups)
             parts["compute"] += n * (lt.fwd_compute_s + lt.bwd_compute_s - lt.recompute_s)
             parts["recompute"] += n * lt.recompute_s
             for g, t in list(lt.fwd_comm.items()) + list(lt.bwd_comm.items()):
                 parts[{"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}[g]] += n * t
-        extra: list[Op] = []
-        if s == 0:
-            extra += embedding_ops(model, sh)
-        if s == plan.pp - 1:
-            extra += head_ops(model, sh)
-        if extra:
-            lt = _ops_time(extra, system, plan.dtype, groups, "none")
+        if first or last:
+            lt = _extra_time_cached(mkey, skey, sh, plan.dtype, first, last, groups)
             parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s
             parts["tp_comm"] += sum(lt.fwd_comm.values()) + sum(lt.bwd_comm.values())
         if plan.pp > 1:
             # Megatron sends 1/tp of the activation per TP rank (scatter-gather optimisation, or SP's shard)
             p2p_bytes = sh.tokens * model.hidden_size * ab / plan.tp
-            t_p2p = collective_time_s("send_recv", p2p_bytes, 2, system, ranks_per_domain=1 if groups.pp_cross_domain else 2)
-            sends = (1 if s in (0, plan.pp - 1) else 2) * plan.vpp  # fwd activation + bwd gradient per chunk
+            t_p2p = _coll("send_recv", p2p_bytes, 2, system, 1 if groups.pp_cross_domain else 2)
+            sends = (1 if first or last else 2) * plan.vpp  # fwd activation + bwd gradient per chunk
             parts["pp_p2p"] = sends * t_p2p
+        seen[ckey] = parts
         stage_t.append(sum(parts.values()))
         parts_by_stage.append(parts)
     t_max = max(stage_t)
@@ -431,34 +512,40 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     # -- memory per GPU (most loaded stage) -------------------------------------
     dense_dp = plan.dp * plan.cp
     expert_dp = max(1, plan.tp * plan.cp * plan.dp // (plan.ep * plan.expert_tp))
-    best_mem: MemoryBreakdown | None = None
+    best_mem: tuple[float, ...] | None = None
     per_gpu_params: list[tuple[float, float]] = []
+    mem_seen: dict[tuple, tuple[float, float]] = {}
     for s, layers in enumerate(stage_layers):
+        ckey = stage_counts[s]
+        if ckey in mem_seen:  # same layers as an earlier stage, which holds at least as many micro-batches
+            per_gpu_params.append(mem_seen[ckey])
+            continue
         dense, expert = _params_on_gpu(model, layers, plan, s == 0, s == plan.pp - 1)
+        mem_seen[ckey] = (dense, expert)
         per_gpu_params.append((dense, expert))
         st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype, 4.0 if plan.grad_reduce_in_fp32 else 2.0)
         reps = _representatives_cached(_key(model))
-        sigs = {_layer_signature(model, i) for i in layers}
-        per_sig = {g: activation_bytes_per_layer(model, reps[g], sh, plan.recompute) for g in sigs}
+        counts = dict(ckey[0])
+        sigs = set(counts)
         inflight = inflight_microbatches(plan.pp, plan.vpp, m, s)
-        act = sum(per_sig[_layer_signature(model, i)] for i in layers) * inflight
+        act = sum(n * _act_cached(_key(model), reps[g], sh, plan.recompute) for g, n in counts.items()) * inflight
         if plan.recompute == "full" and layers:
-            act += max(activation_bytes_per_layer(model, reps[g], sh, "none") for g in sigs)  # one layer re-materialised
+            act += max(_act_cached(_key(model), reps[g], sh, "none") for g in sigs)  # one layer re-materialised
         if s == 0 and model.dropout > 0:
             act += sh.sp_tokens * model.hidden_size * inflight  # embedding dropout mask
         other = RUNTIME_RESERVED_BYTES
         if s == plan.pp - 1:
             other += 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp))  # fp32 logits for the loss
         if plan.zero >= 3:
-            other += 2 * max(model.layer_params(i) for i in layers) / plan.tp * 2  # gathered layer weights
+            other += 2 * max(sum(table[i]) for i in layers) / plan.tp * 2  # two gathered layers' weights
         peak = st.weights_bytes + st.gradients_bytes + st.optimizer_bytes + act + other
-        mb = MemoryBreakdown(
-            weights_bytes=st.weights_bytes, gradients_bytes=st.gradients_bytes, optimizer_bytes=st.optimizer_bytes,
-            activations_bytes=act, other_bytes=other, peak_bytes=peak, capacity_bytes=acc.memory_bytes,
-        )
-        if best_mem is None or mb.peak_bytes > best_mem.peak_bytes:
-            best_mem = mb
+        if best_mem is None or peak > best_mem[5]:
+            best_mem = (st.weights_bytes, st.gradients_bytes, st.optimizer_bytes, act, other, peak)
     assert best_mem is not None
+    mem = MemoryBreakdown(
+        weights_bytes=best_mem[0], gradients_bytes=best_mem[1], optimizer_bytes=best_mem[2],
+        activations_bytes=best_mem[3], other_bytes=best_mem[4], peak_bytes=best_mem[5], capacity_bytes=acc.memory_bytes,
+    )
 
     # -- data-parallel gradient reduction --------------------------------------
     dense, expert = per_gpu_params[slowest]
@@ -473,8 +560,8 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         zero3_mb = 0.0
         for params, size, per_dom in ((dense, dense_dp, dp_dom), (expert, expert_dp, 1)):
             if size > 1 and params > 0:
-                zero3_mb += 2 * collective_time_s("all_gather", params * ab, size, system, ranks_per_domain=per_dom)
-                zero3_mb += collective_time_s("reduce_scatter", params * grad_b, size, system, ranks_per_domain=per_dom)
+                zero3_mb += 2 * _coll("all_gather", params * ab, size, system, per_dom)
+                zero3_mb += _coll("reduce_scatter", params * grad_b, size, system, per_dom)
         extra_mb = max(0.0, zero3_mb - stage_t[slowest])
         pipeline_s += m * extra_mb
         dp_exposed = m * extra_mb
@@ -484,10 +571,10 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
             if size <= 1 or params <= 0:
                 continue
             if plan.zero >= 1:  # reduce-scatter gradients, all-gather updated weights
-                dp_s += collective_time_s("reduce_scatter", params * grad_b, size, system, ranks_per_domain=per_dom)
-                dp_s += collective_time_s("all_gather", params * ab, size, system, ranks_per_domain=per_dom)
+                dp_s += _coll("reduce_scatter", params * grad_b, size, system, per_dom)
+                dp_s += _coll("all_gather", params * ab, size, system, per_dom)
             else:
-                dp_s += collective_time_s("all_reduce", params * grad_b, size, system, ranks_per_domain=per_dom)
+                dp_s += _coll("all_reduce", params * grad_b, size, system, per_dom)
         if plan.overlap_grad_reduce:
             # gradients are final only in the last micro-batch's backward: the
             # reduction overlaps with it, bucket by bucket (the last bucket is exposed)
@@ -499,7 +586,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
 
     # -- optimizer step: read grads + fp32 states, write states and weights -----
     shard = (dense / (dense_dp if plan.zero >= 1 else 1)) + (expert / (expert_dp if plan.zero >= 1 else 1))
-    opt_s = float(memory_bound_time_s(shard * (4 + 12 + 12 + 2), acc, streaming=True))
+    opt_s = shard * (4 + 12 + 12 + 2) / (acc.hbm_bandwidth_bytes_per_s * constants_for(acc).stream_eff)
 
     step = pipeline_s + (0.0 if plan.zero >= 3 else dp_exposed) + opt_s
     tokens = plan.global_batch * plan.seq_len
@@ -512,8 +599,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     breakdown["dp_comm"] = dp_exposed
     breakdown["dp_comm_total"] = dp_s
     breakdown["optimizer"] = opt_s
-    constants = {**compute_constants(acc), **attention_constants(acc), **comm_constants(system)}
-    constants = {k: float(v) for k, v in constants.items() if isinstance(v, (int, float))}
+    constants = dict(_constants_cached(_key(system)))
     assumptions = [
         "Megatron-LM semantics: bf16 weights, fp32 main gradients reduced in fp32, Adam states in fp32",
         f"ZeRO stage {plan.zero}" + (" (Megatron distributed optimizer)" if plan.zero == 1 else ""),
@@ -532,8 +618,8 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         mfu=mf / (step * n * peak_flops),
         model_tflops_per_gpu=mf / (step * n) / 1e12,
         hardware_tflops_per_gpu=mf * hw_factor / (step * n) / 1e12,
-        fits=best_mem.peak_bytes <= acc.memory_bytes,
-        memory=best_mem,
+        fits=mem.peak_bytes <= acc.memory_bytes,
+        memory=mem,
         breakdown=breakdown,
         constants=constants,
         assumptions=assumptions,
