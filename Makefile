@@ -29,7 +29,7 @@ demo: $(STAMP)
 	fi
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -o addopts=
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -55,7 +55,7 @@ def _suggest(name: str, known: list[str]) -> str:
 def _format_validation(err: ValidationError, where: str) -> str:
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-    msg = e["msg"]
+    msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown field"
     elif e["type"] == "missing":

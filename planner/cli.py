@@ -143,10 +143,6 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:,.1f}"
 
 
-def _num(x: float, digits: int = 3) -> str:
-    return f"{x:,.{digits}g}" if abs(x) < 1e4 else f"{x:,.0f}"
-
-
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "-"

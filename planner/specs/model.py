@@ -328,6 +328,8 @@ def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
     if isinstance(cfg.get("text_config"), dict) and "hidden_size" not in cfg:
         cfg = {**cfg["text_config"], "quantization_config": top.get("quantization_config")}
     mt = str(cfg.get("model_type") or top.get("model_type") or "")
+    if not mt and not top.get("architectures"):
+        raise UnsupportedArchitecture("no model_type or architectures: not a Hugging Face config.json")
     arch = (top.get("architectures") or [mt or "unknown"])[0]
     # Wrappers whose text model is a known family.
     alias = {
