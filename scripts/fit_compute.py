@@ -147,6 +147,17 @@ def layer_sums(d, pred=None):
     return t, b, n, p
 
 
+def fit_stream(d, acc, cap: float = 0.95) -> float:
+    """stream_eff: median achieved bandwidth of the residual ``add`` kernel (num_tokens >= 2048
+    are the rows whose ``add`` moves >= tens of MB), capped at ``cap`` (L2 reuse inflates it)."""
+    add = np.asarray(d["mop"]) == MEM_OPS.index("add")
+    big = add & (np.asarray(d["mb"]) >= 2.0 * 3 * 2048 * 2560)
+    if not big.any():
+        return 0.85
+    bw = d["mb"][big] / d["mt"][big] / acc.hbm_bandwidth_bytes_per_s
+    return float(min(cap, np.median(bw)))
+
+
 def fit_memory(d, acc, c: ComputeConstants) -> ComputeConstants:
     """Grid search of (mem_eff, mem_launch_s) on mean |log| of each row's summed memory-bound time."""
     t, b, n, _ = layer_sums(d)
@@ -198,14 +209,14 @@ def main(argv: list[str]) -> int:
     fitted = dict(FAMILY_CONSTANTS)
     for gpu, d in data.items():
         key, acc = GPUS[gpu]
-        fitted[key] = fit_memory(d, acc, fit_gemm(d, acc, START))
+        fitted[key] = replace(fit_memory(d, acc, fit_gemm(d, acc, START)), stream_eff=fit_stream(d, acc))
     print(f"# Fitted by scripts/fit_compute.py on {root}")
     print("FAMILY_CONSTANTS: dict[str, ComputeConstants] = {")
     for key in sorted(fitted):
         c = fitted[key]
         print(f'    "{key}": ComputeConstants(e_max={c.e_max:.3f}, k_half={c.k_half:.1f}, tiles_half={c.tiles_half:.1f}, '
               f"bw_eff={c.bw_eff:.3f}, launch_s={c.launch_s:.2e},\n"
-              f"        mem_eff={c.mem_eff:.3f}, mem_launch_s={c.mem_launch_s:.2e}),")
+              f"        mem_eff={c.mem_eff:.3f}, mem_launch_s={c.mem_launch_s:.2e}, stream_eff={c.stream_eff:.2f}),")
     print("}")
     print("\n== with the constants just fitted ==")
     report(data, fitted)

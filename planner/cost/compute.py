@@ -76,16 +76,15 @@ class ComputeConstants:
 # kernels). Refit with ``python scripts/fit_compute.py`` and paste its table.
 FAMILY_CONSTANTS: dict[str, ComputeConstants] = {
     "ampere": ComputeConstants(e_max=0.751, k_half=70.6, tiles_half=7.7, bw_eff=0.755, launch_s=4.61e-06,
-        mem_eff=0.479, mem_launch_s=1.90e-06, stream_eff=0.86),
+        mem_eff=0.479, mem_launch_s=1.90e-06, stream_eff=0.88),
     "ampere-ga102": ComputeConstants(e_max=0.798, k_half=133.6, tiles_half=7.4, bw_eff=0.743, launch_s=2.14e-06,
-        mem_eff=0.723, mem_launch_s=1.70e-06),
+        mem_eff=0.723, mem_launch_s=1.70e-06, stream_eff=0.83),
     "hopper": ComputeConstants(e_max=0.733, k_half=23.2, tiles_half=21.3, bw_eff=0.912, launch_s=5.82e-06,
         mem_eff=0.559, mem_launch_s=1.90e-06, stream_eff=0.95),
 }
-# stream_eff: median achieved bandwidth of the measured residual ``add`` kernel
-# (3 x tokens x hidden x 2 bytes) for num_tokens >= 2048 in the same data: A100
-# 0.86, H100 0.98 (capped at 0.95: the larger figure is helped by L2 reuse).
-# ga102 keeps the default 0.85 (assumed). Fused softmax / dropout / residual /
+# stream_eff (scripts/fit_compute.py, fit_stream): median achieved bandwidth of the
+# measured residual ``add`` kernel (3 x tokens x hidden x 2 bytes, rows moving >= 31 MB)
+# in the same data, capped at 0.95 (H100 measures ~0.98, helped by L2 reuse). Fused softmax / dropout / residual /
 # permutation / cross-entropy kernels are streaming kernels.
 
 # Families without measurements borrow a measured one (an assumption, not a fit):
