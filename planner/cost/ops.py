@@ -21,7 +21,7 @@ backward is 2.5x the forward (FlashAttention-2 recomputes the scores).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from ..specs.model import ModelSpec
@@ -52,7 +52,6 @@ class Op:
     collective: str = ""
     group: str = ""
     selective: bool = False  # recomputed under selective recomputation
-    overlap: str = ""  # a comm op that overlaps with the named compute op
     streaming: bool = False  # a plain streaming memory kernel (add, dropout, softmax, copy)
 
     @property
@@ -276,11 +275,3 @@ def head_ops(model: ModelSpec, sh: LayerShape) -> list[Op]:
     ops.append(Op("lm_head", "gemm", m=T, k=h, n=vocab))
     ops.append(Op("cross_entropy", "memory", bytes=T * vocab * 4 * 3, bwd_factor=1.0, streaming=True))  # fp32 logits: softmax, loss, grad
     return ops
-
-
-@dataclass
-class StageOps:
-    """All forward ops of one pipeline stage (model chunk), with layer counts."""
-
-    layers: list[tuple[list[Op], int]] = field(default_factory=list)
-    extra: list[Op] = field(default_factory=list)

@@ -163,9 +163,6 @@ def check_plan(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: i
             raise PlanError(
                 f"ep {plan.ep} x expert tp {plan.expert_tp} = {ep_group} must divide tp x cp x dp = {plan.tp * plan.cp * plan.dp}"
             )
-    if plan.tp > system.node.scale_up_domain and plan.tp > system.node.accelerators_per_node:
-        # allowed, but slow: TP across the network. Not an error.
-        pass
     if plan.dtype == "fp8" and not system.accelerator.has_native("fp8"):
         raise PlanError(f"{system.accelerator.name} has no FP8 tensor cores; use --dtype bf16")
 
@@ -275,15 +272,14 @@ def _comm(op: Op, system: System, groups: Groups) -> float:
 
 def _ops_time(ops: list[Op], system: System, dtype: str, groups: Groups, recompute: str) -> LayerTime:
     acc = system.accelerator
-    gemm_dtype = dtype
     fwd = bwd = rec = 0.0
     fwd_comm: dict[str, float] = {}
     attn_fwd = attn_bwd = 0.0
     for op in ops:
         if op.kind == "gemm":
-            tf = float(gemm_time_s(op.m, op.n, op.k, acc, gemm_dtype, op.batch))
-            tb = float(gemm_time_s(op.m, op.k, op.n, acc, gemm_dtype, op.batch)) + float(
-                gemm_time_s(op.k, op.n, op.m, acc, gemm_dtype, op.batch)
+            tf = float(gemm_time_s(op.m, op.n, op.k, acc, dtype, op.batch))
+            tb = float(gemm_time_s(op.m, op.k, op.n, acc, dtype, op.batch)) + float(
+                gemm_time_s(op.k, op.n, op.m, acc, dtype, op.batch)
             )
         elif op.kind == "attention":
             tf = attention_time_s(op.flops, acc, dtype)
