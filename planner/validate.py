@@ -89,11 +89,12 @@ def _megatron2021_plan(tp: int, pp: int, dp: int, mbs: int, vpp: int, gbs: int, 
     parallelism (it came in 2022), unfused softmax attention with dropout,
     torch DDP (overlapped) without pipelining, Megatron's local DDP otherwise,
     fp16 gradients (the artifact's CONFIG.sh sets --fp16 without
-    --accumulate-allreduce-grads-in-fp32)."""
+    --accumulate-allreduce-grads-in-fp32). The ZeRO-3 baseline is DeepSpeed's
+    of 2021: one collective per parameter tensor, not overlapped."""
     return TrainingPlan(
         tp=tp, pp=pp, vpp=vpp, dp=dp, micro_batch=mbs, global_batch=gbs, seq_len=SEQ_LEN,
         recompute="full", sp=False, zero=zero, dtype="fp16", attention="unfused", overlap_grad_reduce=(pp == 1 or zero == 3),
-        grad_reduce_in_fp32=False,
+        grad_reduce_in_fp32=False, zero3_gather="tensor",
     )
 
 

@@ -70,6 +70,10 @@ class TrainingPlan(BaseModel):
     attention: Literal["flash", "unfused"] = "flash"
     overlap_grad_reduce: bool = True
     grad_reduce_in_fp32: bool = Field(True, description="Megatron keeps and reduces fp32 main gradients (its default for bf16)")
+    zero3_gather: Literal["layer", "tensor"] = Field(
+        "layer", description="ZeRO-3 collectives: 'layer' = one all-gather / reduce-scatter per layer, prefetched "
+        "and overlapped with compute (PyTorch FSDP2, Megatron-FSDP); 'tensor' = one per parameter tensor, "
+        "on the critical path (DeepSpeed ZeRO-3 as of 2021)")
 
     @property
     def num_gpus(self) -> int:
@@ -449,6 +453,63 @@ def _params_on_gpu(model: ModelSpec, layers: list[int], plan: TrainingPlan, firs
     return dense, expert
 
 
+#: DeepSpeed ZeRO-3 (2021) per-tensor collectives reach this fraction of the
+#: bandwidth the comm model gives NCCL for one large collective. Fitted
+#: (least squares on relative error) on the three ZeRO-3 rows of Narayanan et
+#: al. 2021, Table 2 (175B on 384/768/1536 A100) by ``scripts/fit_zero3.py``.
+ZERO3_TENSOR_BW_EFF = 0.61
+
+
+def _zero3_microbatch_s(model: ModelSpec, system: System, plan: TrainingPlan, layers: list[int],
+                        params: tuple[float, float], dense_group: tuple[int, int], expert_dp: int,
+                        ab: float, grad_b: float) -> float:
+    """ZeRO-3 / FSDP communication of one micro-batch on one GPU of a stage.
+
+    Every micro-batch all-gathers each weight for its forward and again for its
+    backward, and reduce-scatters its gradient. ``zero3_gather="layer"``: one
+    collective per layer (plus one for the embedding / head weights of the
+    stage), time from the comm model. ``"tensor"``: one collective per parameter
+    tensor (:meth:`ModelSpec.layer_param_tensors`), so ``n_tensors`` launch
+    latencies plus the bandwidth term of the whole volume divided by
+    ``ZERO3_TENSOR_BW_EFF``; the recomputation forward gathers the weights a
+    third time (module hooks fire again).
+    """
+    _, table = _layer_table(_key(model))
+    dense_dp, dp_dom = dense_group
+    egroup = (expert_dp, 1)
+    per_tensor = plan.zero3_gather == "tensor"
+    gathers = 2 + (1 if per_tensor and plan.recompute == "full" else 0)
+
+    def one(nbytes_w: float, size: int, per_dom: int, count: int = 1) -> float:
+        if size <= 1 or nbytes_w <= 0:
+            return 0.0
+        t_ag = _coll("all_gather", nbytes_w * ab, size, system, per_dom)
+        t_rs = _coll("reduce_scatter", nbytes_w * grad_b, size, system, per_dom)
+        if not per_tensor:
+            return gathers * t_ag + t_rs
+        lat_ag = _coll("all_gather", 1.0, size, system, per_dom)
+        lat_rs = _coll("reduce_scatter", 1.0, size, system, per_dom)
+        return (gathers * (count * lat_ag + (t_ag - lat_ag) / ZERO3_TENSOR_BW_EFF)
+                + count * lat_rs + (t_rs - lat_rs) / ZERO3_TENSOR_BW_EFF)
+
+    total = 0.0
+    layer_dense = layer_expert = 0.0
+    for i in layers:
+        d, e = table[i][0] / plan.tp, table[i][1] / (plan.ep * plan.expert_tp)
+        layer_dense += d
+        layer_expert += e
+        n_t = model.layer_param_tensors(i)
+        if e > 0:  # routed experts sit on their own (expert-data-parallel) group
+            n_e = 2 * model.moe.num_experts if model.moe else 0
+            total += one(d, dense_dp, dp_dom, n_t - n_e) + one(e, *egroup, n_e)
+        else:
+            total += one(d, dense_dp, dp_dom, n_t)
+    rest = params[0] - layer_dense  # embedding, LM head, final norm of the stage
+    if rest > 0:
+        total += one(rest, dense_dp, dp_dom, 2)
+    return total
+
+
 def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None) -> TrainingEstimate:
     """Predict step time, throughput, MFU and per-GPU memory of ``plan``."""
     check_plan(model, system, plan, num_gpus)
@@ -550,15 +611,12 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     parts = parts_by_stage[slowest]
     dp_s = 0.0
     if plan.zero >= 3:
-        # ZeRO-3 / FSDP: every micro-batch all-gathers the weights for forward and
-        # again for backward, and reduce-scatters its gradients; prefetching
-        # overlaps this with compute, so a micro-batch takes max(compute, comm).
-        zero3_mb = 0.0
-        for params, size, per_dom in ((dense, dense_dp, dp_dom), (expert, expert_dp, 1)):
-            if size > 1 and params > 0:
-                zero3_mb += 2 * _coll("all_gather", params * ab, size, system, per_dom)
-                zero3_mb += _coll("reduce_scatter", params * grad_b, size, system, per_dom)
-        extra_mb = max(0.0, zero3_mb - stage_t[slowest])
+        zero3_mb = _zero3_microbatch_s(model, system, plan, stage_layers[slowest], (dense, expert),
+                                       (dense_dp, dp_dom), expert_dp, ab, grad_b)
+        if plan.zero3_gather == "layer":  # prefetched: a micro-batch takes max(compute, comm)
+            extra_mb = max(0.0, zero3_mb - stage_t[slowest])
+        else:  # issued on the compute stream: adds up
+            extra_mb = zero3_mb
         pipeline_s += m * extra_mb
         dp_exposed = m * extra_mb
         dp_s = m * zero3_mb

@@ -212,6 +212,26 @@ class ModelSpec(BaseModel):
             return attn + routed + shared + norm
         return attn + self.dense_mlp_params() + norm
 
+    def layer_param_tensors(self, i: int) -> int:
+        """How many separate parameter tensors layer ``i`` holds, in Megatron-Core's
+        layout (fused QKV and fused gate/up, one bias tensor per biased linear, two
+        tensors per LayerNorm). Collectives issued per tensor (DeepSpeed ZeRO-3)
+        pay one launch latency each."""
+        norms = 2 * (2 if self.norm == "layernorm" else 1)
+        kind = self.layer_attention[i]
+        if kind == "linear":
+            attn = 7  # in-projection, (beta, alpha) projection, conv, out, norm, A, dt bias
+        elif self.mla:
+            attn = (3 if self.mla.q_lora_rank else 1) + 3 + 1  # q (a, norm, b), kv (a, norm, b), out
+        else:
+            attn = 2 + int(self.qkv_bias) + int(self.linear_bias)
+        if self.is_moe_layer(i):
+            assert self.moe is not None
+            mlp = 1 + 2 * self.moe.num_experts + (2 if self.moe.num_shared_experts else 0)
+        else:
+            mlp = 2 + (2 if self.linear_bias else 0)
+        return norms + attn + mlp
+
     @cached_property
     def embedding_params(self) -> int:
         pos = self.max_seq_len * self.hidden_size if self.learned_positions else 0
