@@ -391,7 +391,8 @@ def _stages_cached(mkey: int, pp: int, vpp: int) -> tuple[list[list[int]], list[
 def clear_caches() -> None:
     """Forget memoised layer times and collectives (benchmarks use it to time cold estimates)."""
     for f in (_stages_cached, _layer_table, _layer_time_cached, _extra_time_cached, _act_cached,
-              _collective_cached, _constants_cached, _representatives_cached, _model_flops_cached):
+              _collective_cached, _constants_cached, _representatives_cached, _model_flops_cached, _layer_groups,
+              _stage_param_sums):
         f.cache_clear()
 
 
@@ -440,11 +441,22 @@ def _model_flops_cached(mkey: int, seq_len: int) -> float:
     return 6.0 * matmul + attn
 
 
-def _params_on_gpu(model: ModelSpec, layers: list[int], plan: TrainingPlan, first: bool, last: bool) -> tuple[float, float]:
-    """(dense params, expert params) of one GPU of a stage holding ``layers``."""
-    _, table = _layer_table(_key(model))
-    dense = sum(table[i][0] for i in layers) / plan.tp
-    expert = sum(table[i][1] for i in layers) / (plan.ep * plan.expert_tp)
+@lru_cache(maxsize=4096)
+def _stage_param_sums(mkey: int, pp: int, vpp: int, stage: int) -> tuple[float, float, float]:
+    """Of the layers pipeline stage ``stage`` holds: (dense params, expert params,
+    the largest layer's params)."""
+    _, table = _layer_table(mkey)
+    layers = _stages_cached(mkey, pp, vpp)[1][stage]
+    return (sum(table[i][0] for i in layers), sum(table[i][1] for i in layers),
+            max((sum(table[i]) for i in layers), default=0.0))
+
+
+def _params_on_gpu(model: ModelSpec, stage: int, plan: TrainingPlan) -> tuple[float, float]:
+    """(dense params, expert params) of one GPU of pipeline stage ``stage``."""
+    dense_sum, expert_sum, _ = _stage_param_sums(_key(model), plan.pp, plan.vpp, stage)
+    dense = dense_sum / plan.tp
+    expert = expert_sum / (plan.ep * plan.expert_tp)
+    first, last = stage == 0, stage == plan.pp - 1
     if first:
         dense += model.embedding_params / plan.tp
     if last:
@@ -458,6 +470,18 @@ def _params_on_gpu(model: ModelSpec, layers: list[int], plan: TrainingPlan, firs
 #: (least squares on relative error) on the three ZeRO-3 rows of Narayanan et
 #: al. 2021, Table 2 (175B on 384/768/1536 A100) by ``scripts/fit_zero3.py``.
 ZERO3_TENSOR_BW_EFF = 0.61
+
+
+@lru_cache(maxsize=1024)
+def _layer_groups(mkey: int, layers: tuple[int, ...]) -> tuple[tuple[tuple[float, float, int], int], ...]:
+    """The layers of a stage grouped by (dense params, expert params, tensors), with counts."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    _, table = _layer_table(mkey)
+    counts: dict[tuple[float, float, int], int] = {}
+    for i in layers:
+        k = (table[i][0], table[i][1], model.layer_param_tensors(i))
+        counts[k] = counts.get(k, 0) + 1
+    return tuple(counts.items())
 
 
 def _zero3_microbatch_s(model: ModelSpec, system: System, plan: TrainingPlan, layers: list[int],
@@ -474,7 +498,6 @@ def _zero3_microbatch_s(model: ModelSpec, system: System, plan: TrainingPlan, la
     ``ZERO3_TENSOR_BW_EFF``; the recomputation forward gathers the weights a
     third time (module hooks fire again).
     """
-    _, table = _layer_table(_key(model))
     dense_dp, dp_dom = dense_group
     egroup = (expert_dp, 1)
     per_tensor = plan.zero3_gather == "tensor"
@@ -493,17 +516,15 @@ def _zero3_microbatch_s(model: ModelSpec, system: System, plan: TrainingPlan, la
                 + count * lat_rs + (t_rs - lat_rs) / ZERO3_TENSOR_BW_EFF)
 
     total = 0.0
-    layer_dense = layer_expert = 0.0
-    for i in layers:
-        d, e = table[i][0] / plan.tp, table[i][1] / (plan.ep * plan.expert_tp)
-        layer_dense += d
-        layer_expert += e
-        n_t = model.layer_param_tensors(i)
+    layer_dense = 0.0
+    for (dense_p, expert_p, n_t), count in _layer_groups(_key(model), tuple(layers)):
+        d, e = dense_p / plan.tp, expert_p / (plan.ep * plan.expert_tp)
+        layer_dense += count * d
         if e > 0:  # routed experts sit on their own (expert-data-parallel) group
             n_e = 2 * model.moe.num_experts if model.moe else 0
-            total += one(d, dense_dp, dp_dom, n_t - n_e) + one(e, *egroup, n_e)
+            total += count * (one(d, dense_dp, dp_dom, n_t - n_e) + one(e, *egroup, n_e))
         else:
-            total += one(d, dense_dp, dp_dom, n_t)
+            total += count * one(d, dense_dp, dp_dom, n_t)
     rest = params[0] - layer_dense  # embedding, LM head, final norm of the stage
     if rest > 0:
         total += one(rest, dense_dp, dp_dom, 2)
@@ -577,7 +598,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         if ckey in mem_seen:  # same layers as an earlier stage, which holds at least as many micro-batches
             per_gpu_params.append(mem_seen[ckey])
             continue
-        dense, expert = _params_on_gpu(model, layers, plan, s == 0, s == plan.pp - 1)
+        dense, expert = _params_on_gpu(model, s, plan)
         mem_seen[ckey] = (dense, expert)
         per_gpu_params.append((dense, expert))
         st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype, 4.0 if plan.grad_reduce_in_fp32 else 2.0)
@@ -594,7 +615,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         if s == plan.pp - 1:
             other += 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp))  # fp32 logits for the loss
         if plan.zero >= 3:
-            other += 2 * max(sum(table[i]) for i in layers) / plan.tp * 2  # two gathered layers' weights
+            other += 2 * _stage_param_sums(mkey, plan.pp, plan.vpp, s)[2] / plan.tp * 2  # two gathered layers' weights
         peak = st.weights_bytes + st.gradients_bytes + st.optimizer_bytes + act + other
         if best_mem is None or peak > best_mem[5]:
             best_mem = (st.weights_bytes, st.gradients_bytes, st.optimizer_bytes, act, other, peak)
