@@ -221,3 +221,45 @@ def test_megatron_tables_within_acceptance(reference_dir):
     assert v.table1_mape_pct <= 5.0
     assert all(abs(r.error_pct) <= 10.0 for r in v.table1), [(r.name, r.error_pct) for r in v.table1]
     assert all(abs(r.error_pct) <= 10.0 for r in v.table2), [(r.name, r.error_pct) for r in v.table2]
+
+
+# ---- uneven partitions and partial recomputation ---------------------------------------------
+
+def _plan70(**kw):
+    base = dict(tp=8, pp=4, dp=2, micro_batch=1, global_batch=64, seq_len=4096)
+    base.update(kw)
+    return TrainingPlan(**base)
+
+
+def test_partial_recompute_spans_none_to_full():
+    m, s = planner.get_model("llama-3.1-70b"), planner.get_system("h100")
+    none = estimate_training(m, s, _plan70(recompute="none"), per_stage_memory=True)
+    full = estimate_training(m, s, _plan70(recompute="full"), per_stage_memory=True)
+    zero = estimate_training(m, s, _plan70(recompute="full", recompute_per_stage=(0, 0, 0, 0)), per_stage_memory=True)
+    allr = estimate_training(m, s, _plan70(recompute="full", recompute_per_stage=(20, 20, 20, 20)), per_stage_memory=True)
+    half = estimate_training(m, s, _plan70(recompute="full", recompute_per_stage=(10, 10, 10, 10)), per_stage_memory=True)
+    assert zero.step_time_s == pytest.approx(none.step_time_s) and zero.memory.peak_bytes == pytest.approx(none.memory.peak_bytes)
+    assert allr.step_time_s == pytest.approx(full.step_time_s) and allr.memory.peak_bytes == pytest.approx(full.memory.peak_bytes)
+    assert full.step_time_s > half.step_time_s > none.step_time_s
+    assert full.memory.peak_bytes < half.memory.peak_bytes < none.memory.peak_bytes
+    # 1F1B: stage s holds pp - s micro-batches, so earlier stages need more memory
+    peaks = none.stage_peak_bytes
+    assert peaks[0] > peaks[1] > peaks[2]
+    assert len(none.stage_peak_bytes) == 4 and max(none.stage_peak_bytes) == pytest.approx(none.memory.peak_bytes)
+
+
+def test_uneven_partition_moves_time_between_stages():
+    m, s = planner.get_model("llama-3.1-70b"), planner.get_system("h100")
+    even = estimate_training(m, s, _plan70())
+    same = estimate_training(m, s, _plan70(layers_per_chunk=(20, 20, 20, 20)))
+    skew = estimate_training(m, s, _plan70(layers_per_chunk=(26, 18, 18, 18)))
+    assert same.step_time_s == pytest.approx(even.step_time_s)
+    assert skew.step_time_s > even.step_time_s  # the first stage becomes the bottleneck
+    with pytest.raises(PlanError, match="sum to the 80 layers"):
+        estimate_training(m, s, _plan70(layers_per_chunk=(20, 20, 20, 21)))
+    with pytest.raises(PlanError, match="4 model chunks"):
+        estimate_training(m, s, _plan70(layers_per_chunk=(40, 40)))
+    with pytest.raises(PlanError, match="needs recompute='full'"):
+        estimate_training(m, s, _plan70(recompute_per_stage=(1, 1, 1, 1)))
+    with pytest.raises(PlanError, match="holds 20 layers"):
+        estimate_training(m, s, _plan70(recompute="full", recompute_per_stage=(21, 1, 1, 1)))

@@ -70,6 +70,12 @@ class TrainingPlan(BaseModel):
     attention: Literal["flash", "unfused"] = "flash"
     overlap_grad_reduce: bool = True
     grad_reduce_in_fp32: bool = Field(True, description="Megatron keeps and reduces fp32 main gradients (its default for bf16)")
+    layers_per_chunk: tuple[int, ...] | None = Field(
+        None, description="layers of each model chunk in order (pp x vpp entries; chunk c runs on stage c % pp); "
+        "default: as even as possible")
+    recompute_per_stage: tuple[int, ...] | None = Field(
+        None, description="with recompute='full': how many layers of each pipeline stage are recomputed (the first "
+        "ones of the stage; Megatron's block method); default: all")
     zero3_gather: Literal["layer", "tensor"] = Field(
         "layer", description="ZeRO-3 collectives: 'layer' = one all-gather / reduce-scatter per layer, prefetched "
         "and overlapped with compute (PyTorch FSDP2, Megatron-FSDP); 'tensor' = one per parameter tensor, "
@@ -116,6 +122,7 @@ class TrainingEstimate(BaseModel):
     hardware_tflops_per_gpu: float = Field(description="FLOPs actually executed (incl. recomputation) per GPU per second")
     fits: bool
     memory: MemoryBreakdown
+    stage_peak_bytes: list[float] | None = Field(None, description="peak bytes per pipeline stage (when asked for)")
     breakdown: dict[str, float] = Field(description="seconds per component of one step")
     constants: dict[str, float]
     assumptions: list[str]
@@ -149,6 +156,22 @@ def check_plan(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: i
         raise PlanError(f"tp {plan.tp} and the {model.num_kv_heads} KV heads of {model.name} do not divide one another")
     if plan.pp * plan.vpp > model.num_layers:
         raise PlanError(f"pp {plan.pp} x vpp {plan.vpp} model chunks exceed the {model.num_layers} layers of {model.name}")
+    if plan.layers_per_chunk is not None:
+        if len(plan.layers_per_chunk) != plan.pp * plan.vpp:
+            raise PlanError(f"layers_per_chunk has {len(plan.layers_per_chunk)} entries; pp {plan.pp} x vpp {plan.vpp}"
+                            f" = {plan.pp * plan.vpp} model chunks")
+        if min(plan.layers_per_chunk) < 0 or sum(plan.layers_per_chunk) != model.num_layers:
+            raise PlanError(f"layers_per_chunk {list(plan.layers_per_chunk)} must be >= 0 and sum to the"
+                            f" {model.num_layers} layers of {model.name}")
+    if plan.recompute_per_stage is not None:
+        if plan.recompute != "full":
+            raise PlanError("recompute_per_stage needs recompute='full'")
+        if len(plan.recompute_per_stage) != plan.pp:
+            raise PlanError(f"recompute_per_stage has {len(plan.recompute_per_stage)} entries, not pp = {plan.pp}")
+        sizes = stage_layer_counts(model.num_layers, plan.pp, plan.vpp, plan.layers_per_chunk)
+        for st, (r, n) in enumerate(zip(plan.recompute_per_stage, sizes)):
+            if not 0 <= r <= n:
+                raise PlanError(f"recompute_per_stage[{st}] = {r}: stage {st} holds {n} layers")
     if plan.vpp > 1 and plan.num_microbatches % plan.pp:
         raise PlanError(
             f"the interleaved schedule needs the {plan.num_microbatches} micro-batches to be a multiple of pp {plan.pp}"
@@ -373,11 +396,12 @@ def layer_time(model: ModelSpec, system: System, layer: int, sh: LayerShape, dty
 # ---------------------------------------------------------------------------
 
 @lru_cache(maxsize=1024)
-def _stages_cached(mkey: int, pp: int, vpp: int) -> tuple[list[list[int]], list[list[int]], list[tuple]]:
+def _stages_cached(mkey: int, pp: int, vpp: int, layers_per_chunk: tuple[int, ...] | None = None
+                   ) -> tuple[list[list[int]], list[list[int]], list[tuple]]:
     """Chunks, the layers of each pipeline stage, and each stage's (signature, count) pairs."""
     model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
     sig_of, _ = _layer_table(mkey)
-    chunks = partition_layers(model.num_layers, pp, vpp)
+    chunks = partition_layers(model.num_layers, pp, vpp, layers_per_chunk)
     stages = [[i for c in range(s, len(chunks), pp) for i in chunks[c]] for s in range(pp)]
     counts = []
     for layers in stages:
@@ -388,18 +412,50 @@ def _stages_cached(mkey: int, pp: int, vpp: int) -> tuple[list[list[int]], list[
     return chunks, stages, counts
 
 
+@lru_cache(maxsize=4096)
+def _stage_mix(mkey: int, pp: int, vpp: int, layers_per_chunk: tuple[int, ...] | None, recompute: str,
+               recompute_per_stage: tuple[int, ...] | None) -> list[tuple[tuple[tuple[tuple, str], int], ...]]:
+    """Per stage: ((layer signature, recompute mode), count) pairs. With
+    ``recompute_per_stage`` the first ``r`` layers of stage ``s`` are fully
+    recomputed and the rest not at all."""
+    _, stages, counts = _stages_cached(mkey, pp, vpp, layers_per_chunk)
+    if recompute_per_stage is None:
+        return [tuple(((sig, recompute), n) for sig, n in c) for c in counts]
+    sig_of, _ = _layer_table(mkey)
+    out = []
+    for layers, r in zip(stages, recompute_per_stage):
+        d: dict[tuple[tuple, str], int] = {}
+        for j, i in enumerate(layers):
+            k = (sig_of[i], "full" if j < r else "none")
+            d[k] = d.get(k, 0) + 1
+        out.append(tuple(d.items()))
+    return out
+
+
+def stage_layer_counts(num_layers: int, pp: int, vpp: int = 1, layers_per_chunk: tuple[int, ...] | None = None) -> list[int]:
+    """How many layers each pipeline stage holds."""
+    sizes = list(layers_per_chunk) if layers_per_chunk is not None else [len(c) for c in partition_layers(num_layers, pp, vpp)]
+    return [sum(sizes[c] for c in range(s, len(sizes), pp)) for s in range(pp)]
+
+
 def clear_caches() -> None:
     """Forget memoised layer times and collectives (benchmarks use it to time cold estimates)."""
     for f in (_stages_cached, _layer_table, _layer_time_cached, _extra_time_cached, _act_cached,
               _collective_cached, _constants_cached, _representatives_cached, _model_flops_cached, _layer_groups,
-              _stage_param_sums):
+              _stage_param_sums, _stage_mix):
         f.cache_clear()
 
 
-def partition_layers(num_layers: int, pp: int, vpp: int = 1) -> list[list[int]]:
-    """Layers of each model chunk (chunk c runs on stage c % pp), as even as
-    possible; leftover layers go to the middle chunks (the first and last
-    stages also carry the embedding and the LM head)."""
+def partition_layers(num_layers: int, pp: int, vpp: int = 1, layers_per_chunk: tuple[int, ...] | None = None) -> list[list[int]]:
+    """Layers of each model chunk (chunk c runs on stage c % pp): ``layers_per_chunk``
+    when given, else as even as possible with leftover layers in the middle
+    chunks (the first and last stages also carry the embedding and the LM head)."""
+    if layers_per_chunk is not None:
+        out, start = [], 0
+        for n in layers_per_chunk:
+            out.append(list(range(start, start + n)))
+            start += n
+        return out
     chunks = pp * vpp
     base, extra = divmod(num_layers, chunks)
     order = sorted(range(chunks), key=lambda c: (abs(c - (chunks - 1) / 2), c))
@@ -442,18 +498,18 @@ def _model_flops_cached(mkey: int, seq_len: int) -> float:
 
 
 @lru_cache(maxsize=4096)
-def _stage_param_sums(mkey: int, pp: int, vpp: int, stage: int) -> tuple[float, float, float]:
+def _stage_param_sums(mkey: int, pp: int, vpp: int, lpc: tuple[int, ...] | None, stage: int) -> tuple[float, float, float]:
     """Of the layers pipeline stage ``stage`` holds: (dense params, expert params,
     the largest layer's params)."""
     _, table = _layer_table(mkey)
-    layers = _stages_cached(mkey, pp, vpp)[1][stage]
+    layers = _stages_cached(mkey, pp, vpp, lpc)[1][stage]
     return (sum(table[i][0] for i in layers), sum(table[i][1] for i in layers),
             max((sum(table[i]) for i in layers), default=0.0))
 
 
 def _params_on_gpu(model: ModelSpec, stage: int, plan: TrainingPlan) -> tuple[float, float]:
     """(dense params, expert params) of one GPU of pipeline stage ``stage``."""
-    dense_sum, expert_sum, _ = _stage_param_sums(_key(model), plan.pp, plan.vpp, stage)
+    dense_sum, expert_sum, _ = _stage_param_sums(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk, stage)
     dense = dense_sum / plan.tp
     expert = expert_sum / (plan.ep * plan.expert_tp)
     first, last = stage == 0, stage == plan.pp - 1
@@ -531,8 +587,33 @@ def _zero3_microbatch_s(model: ModelSpec, system: System, plan: TrainingPlan, la
     return total
 
 
-def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None) -> TrainingEstimate:
-    """Predict step time, throughput, MFU and per-GPU memory of ``plan``."""
+def _stage_act_other(model: ModelSpec, plan: TrainingPlan, sh: LayerShape, s: int,
+                     counts: dict[tuple[tuple, str], int], m: int) -> tuple[float, float]:
+    """Activation bytes and other bytes (runtime reserve, logits, ZeRO-3 buffers) of stage ``s``."""
+    mkey = _key(model)
+    reps = _representatives_cached(mkey)
+    inflight = inflight_microbatches(plan.pp, plan.vpp, m, s)
+    act = sum(n * _act_cached(mkey, reps[g], sh, mode) for (g, mode), n in counts.items()) * inflight
+    recomputed = [g for (g, mode) in counts if mode == "full"]
+    if recomputed:
+        act += max(_act_cached(mkey, reps[g], sh, "none") for g in recomputed)  # one layer re-materialised
+    if s == 0 and model.dropout > 0:
+        act += sh.sp_tokens * model.hidden_size * inflight  # embedding dropout mask
+    other = RUNTIME_RESERVED_BYTES
+    if s == plan.pp - 1:
+        other += 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp))  # fp32 logits for the loss
+    if plan.zero >= 3:  # two gathered layers' weights
+        other += 2 * _stage_param_sums(mkey, plan.pp, plan.vpp, plan.layers_per_chunk, s)[2] / plan.tp * 2
+    return act, other
+
+
+def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None,
+                      per_stage_memory: bool = False) -> TrainingEstimate:
+    """Predict step time, throughput, MFU and per-GPU memory of ``plan``.
+
+    ``per_stage_memory``: also fill ``stage_peak_bytes`` with every pipeline
+    stage's peak (otherwise stages with the same layers are computed once).
+    """
     check_plan(model, system, plan, num_gpus)
     acc = system.accelerator
     groups = groups_for(system, plan)
@@ -542,7 +623,9 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=ab,
     )
     m = plan.num_microbatches
-    chunks, stage_layers, stage_sig_counts = _stages_cached(_key(model), plan.pp, plan.vpp)
+    chunks, stage_layers, _ = _stages_cached(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk)
+    stage_sig_counts = _stage_mix(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk, plan.recompute,
+                                  plan.recompute_per_stage)
 
     # -- per-stage time per micro-batch ---------------------------------------
     sig_of, table = _layer_table(_key(model))
@@ -563,8 +646,8 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
             parts_by_stage.append(parts)
             continue
         parts = {"compute": 0.0, "recompute": 0.0, "tp_comm": 0.0, "cp_comm": 0.0, "ep_comm": 0.0, "pp_p2p": 0.0}
-        for sig, n in counts.items():
-            lt = layer_time(model, system, reps[sig], sh, plan.dtype, plan.recompute, groups)
+        for (sig, mode), n in counts.items():
+            lt = layer_time(model, system, reps[sig], sh, plan.dtype, mode, groups)
             parts["compute"] += n * (lt.fwd_compute_s + lt.bwd_compute_s - lt.recompute_s)
             parts["recompute"] += n * lt.recompute_s
             for g, t in list(lt.fwd_comm.items()) + list(lt.bwd_comm.items()):
@@ -593,30 +676,20 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     best_mem: tuple[float, ...] | None = None
     per_gpu_params: list[tuple[float, float]] = []
     mem_seen: dict[tuple, tuple[float, float]] = {}
-    for s, layers in enumerate(stage_layers):
+    stage_peaks: list[float] = []
+    for s in range(plan.pp):
         ckey = stage_counts[s]
-        if ckey in mem_seen:  # same layers as an earlier stage, which holds at least as many micro-batches
+        if ckey in mem_seen and not per_stage_memory:
+            # same layers as an earlier stage, which holds at least as many micro-batches
             per_gpu_params.append(mem_seen[ckey])
             continue
         dense, expert = _params_on_gpu(model, s, plan)
         mem_seen[ckey] = (dense, expert)
         per_gpu_params.append((dense, expert))
         st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype, 4.0 if plan.grad_reduce_in_fp32 else 2.0)
-        reps = _representatives_cached(_key(model))
-        counts = dict(ckey[0])
-        sigs = set(counts)
-        inflight = inflight_microbatches(plan.pp, plan.vpp, m, s)
-        act = sum(n * _act_cached(_key(model), reps[g], sh, plan.recompute) for g, n in counts.items()) * inflight
-        if plan.recompute == "full" and layers:
-            act += max(_act_cached(_key(model), reps[g], sh, "none") for g in sigs)  # one layer re-materialised
-        if s == 0 and model.dropout > 0:
-            act += sh.sp_tokens * model.hidden_size * inflight  # embedding dropout mask
-        other = RUNTIME_RESERVED_BYTES
-        if s == plan.pp - 1:
-            other += 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp))  # fp32 logits for the loss
-        if plan.zero >= 3:
-            other += 2 * _stage_param_sums(mkey, plan.pp, plan.vpp, s)[2] / plan.tp * 2  # two gathered layers' weights
+        act, other = _stage_act_other(model, plan, sh, s, dict(ckey[0]), m)
         peak = st.weights_bytes + st.gradients_bytes + st.optimizer_bytes + act + other
+        stage_peaks.append(peak)
         if best_mem is None or peak > best_mem[5]:
             best_mem = (st.weights_bytes, st.gradients_bytes, st.optimizer_bytes, act, other, peak)
     assert best_mem is not None
@@ -668,7 +741,12 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     n = plan.num_gpus
     mf = model_flops_per_token(model, plan.seq_len) * tokens
     peak_flops = acc.flops(plan.dtype)
-    hw_factor = 1.0 + (1.0 / 3.0 if plan.recompute == "full" else 0.0)
+    if plan.recompute != "full":
+        hw_factor = 1.0
+    elif plan.recompute_per_stage is None:
+        hw_factor = 4.0 / 3.0
+    else:  # recomputed share of the layers
+        hw_factor = 1.0 + sum(plan.recompute_per_stage) / model.num_layers / 3.0
     breakdown = {k: v * m for k, v in parts.items()}
     breakdown["pp_bubble"] = bubble_s
     breakdown["dp_comm"] = dp_exposed
@@ -695,6 +773,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         hardware_tflops_per_gpu=mf * hw_factor / (step * n) / 1e12,
         fits=mem.peak_bytes <= acc.memory_bytes,
         memory=mem,
+        stage_peak_bytes=stage_peaks if per_stage_memory else None,
         breakdown=breakdown,
         constants=constants,
         assumptions=assumptions,
