@@ -175,3 +175,65 @@ def validate_training(reference_dir: str | Path = DEFAULT_REFERENCE, system: Sys
     m2, x2 = _mape(table2)
     return TrainingValidation(table1=table1, table2=table2, table1_mape_pct=m1, table1_max_abs_error_pct=x1,
                               table2_mape_pct=m2, table2_max_abs_error_pct=x2)
+
+
+# ---------------------------------------------------------------------------
+# the training search against the published Table 1 plans
+# ---------------------------------------------------------------------------
+
+#: The technology of the SC'21 runs, fixed for both the published plan and the
+#: search so that only the parallel layout differs: fp16, unfused attention, no
+#: sequence parallelism, fp16 gradient reduction, full recomputation of every
+#: layer, no distributed optimizer.
+TABLE1_SEARCH_BASE = dict(attention="unfused", sp=False, grad_reduce_in_fp32=False)
+
+
+class SearchRow(BaseModel):
+    name: str
+    gpus: int
+    global_batch: int
+    published_plan: str
+    published_step_s: float
+    best_plan: str
+    best_step_s: float
+    speedup_pct: float  # how much faster the planner's best is than the published plan
+    published_rank: int | None  # 1-based rank of the published (t, p) among the planner's top plans
+    accepted: bool
+
+
+def _label(p: TrainingPlan) -> str:
+    return f"t{p.tp} p{p.pp} v{p.vpp} b{p.micro_batch}"
+
+
+def validate_training_search(reference_dir: str | Path = DEFAULT_REFERENCE, system: System | None = None,
+                             top: int = 5) -> list[SearchRow]:
+    """For every Table 1 row: the search's best plan at the same GPU count and
+    global batch vs the published (t, p) plan, both under one cost model."""
+    from .catalog import get_system
+    from .search.training import search_training
+
+    path = Path(reference_dir) / "training" / "megatron_2021_weak_scaling.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (give the reference folder with --reference)")
+    sysm = system or get_system("a100-sxm-80gb")
+    rows = []
+    for r in _read_csv(path):
+        h, layers, heads = int(r["hidden"]), int(r["layers"]), int(r["heads"])
+        tp, pp, gpus, gbs = int(r["tp"]), int(r["pp"]), int(r["gpus"]), int(r["global_batch"])
+        model = gpt_model(h, layers, heads, name=f"gpt-{r['params_billion']}b")
+        mbs, vpp = PUBLISHED_TABLE1_SETTINGS[(h, layers)]
+        published = TrainingPlan(tp=tp, pp=pp, vpp=vpp, dp=gpus // (tp * pp), micro_batch=mbs, global_batch=gbs,
+                                 seq_len=SEQ_LEN, recompute="full", zero=0, dtype="fp16", **TABLE1_SEARCH_BASE)
+        pub = estimate_training(model, sysm, published, gpus)
+        res = search_training(model, sysm, gpus, SEQ_LEN, gbs, top=top, dtypes=("fp16",), recompute=("full",),
+                              partial_recompute=False, zero_stages=(0,), base=TABLE1_SEARCH_BASE, refine=False)
+        ranked = [res.best] + res.alternatives
+        rank = next((i + 1 for i, e in enumerate(ranked) if (e.plan.tp, e.plan.pp) == (tp, pp)), None)
+        speedup = 100 * (pub.step_time_s / res.best.step_time_s - 1)
+        rows.append(SearchRow(
+            name=model.name, gpus=gpus, global_batch=gbs, published_plan=_label(published),
+            published_step_s=pub.step_time_s, best_plan=_label(res.best.plan), best_step_s=res.best.step_time_s,
+            speedup_pct=speedup, published_rank=rank,
+            accepted=res.best.step_time_s <= pub.step_time_s * (1 + 1e-9) and (rank is not None or speedup <= 5.0),
+        ))
+    return rows

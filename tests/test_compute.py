@@ -210,3 +210,22 @@ def test_gemm_mape_against_measured_operators(gpu, acc):
     assert np.all(2 * m * n * k / t < acc.flops("fp16"))
     assert mape_big <= 0.15, f"{gpu}: GEMM MAPE for num_tokens >= 512 is {mape_big:.1%}"
     assert mape_all <= 0.20, f"{gpu}: GEMM MAPE over all rows is {mape_all:.1%}"
+
+
+def test_scalar_fast_path_matches_the_array_formula():
+    import numpy as np
+
+    from planner.cost.compute import gemm_time_s, memory_bound_time_s
+
+    from planner import get_system
+
+    acc = get_system("h100").accelerator
+    shapes = [(1, 4096, 4096), (512, 12288, 4096), (8192, 3 * 12288, 12288), (3, 5, 7), (0, 10, 10)]
+    for m, n, k in shapes:
+        scalar = gemm_time_s(m, n, k, acc, "bf16", 2)
+        array = gemm_time_s(np.array([m]), n, k, acc, "bf16", 2)[0]
+        assert scalar == pytest.approx(float(array), rel=1e-12, abs=0)
+    for b in (0, 1e3, 1e9):
+        for streaming in (False, True):
+            assert memory_bound_time_s(b, acc, streaming=streaming) == pytest.approx(
+                float(memory_bound_time_s(np.array([b]), acc, streaming=streaming)[0]), rel=1e-12, abs=0)

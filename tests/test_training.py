@@ -73,6 +73,11 @@ def test_megatron_bytes_per_parameter():
     assert s1.weights_bytes + s1.gradients_bytes + s1.optimizer_bytes == pytest.approx((6 + 12 / 8) * 1e9)
     s3 = state_bytes(1e9, 0, 8, 1, zero=3, dtype="bf16")
     assert s3.weights_bytes + s3.gradients_bytes + s3.optimizer_bytes == pytest.approx(18e9 / 8)
+    # fp16 params and grads: 20 B/param, 4 + 16/d distributed (fp32 main grads live with the optimizer)
+    f0 = state_bytes(1e9, 0, 8, 1, zero=0, dtype="fp16", grad_bytes=2.0)
+    assert f0.weights_bytes + f0.gradients_bytes + f0.optimizer_bytes == pytest.approx(20e9)
+    f1 = state_bytes(1e9, 0, 8, 1, zero=1, dtype="fp16", grad_bytes=2.0)
+    assert f1.weights_bytes + f1.gradients_bytes + f1.optimizer_bytes == pytest.approx((4 + 16 / 8) * 1e9)
 
 
 def test_inflight_microbatches():

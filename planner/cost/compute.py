@@ -34,8 +34,11 @@ scalar inputs give a ``float``.
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -108,9 +111,14 @@ _GA10X_NAME = re.compile(r"\b(A40|A10G?|A16|A2|A4000|A4500|A5000|A6000|RTX\s*A\d
 
 def constants_key(acc: Accelerator) -> str:
     """The row of ``FAMILY_CONSTANTS`` used for ``acc``."""
-    if acc.family == "ampere":
-        return "ampere-ga102" if _GA10X_NAME.search(acc.name) else "ampere"
-    return acc.family if acc.family in FAMILY_CONSTANTS else FAMILY_FALLBACK.get(acc.family, "hopper")
+    return _constants_key(acc.family, acc.name)
+
+
+@lru_cache(maxsize=256)
+def _constants_key(family: str, name: str) -> str:
+    if family == "ampere":
+        return "ampere-ga102" if _GA10X_NAME.search(name) else "ampere"
+    return family if family in FAMILY_CONSTANTS else FAMILY_FALLBACK.get(family, "hopper")
 
 
 def constants_for(acc: Accelerator) -> ComputeConstants:
@@ -158,12 +166,37 @@ def _dtype_bytes(dtype: str) -> float:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}") from None
 
 
+_SCALARS = (int, float)
+
+
+def _all_scalars(*values) -> bool:
+    """Plain finite non-negative Python numbers (the estimator's common case)."""
+    return all(type(v) in _SCALARS and 0 <= v < math.inf for v in values)
+
+
+def _gemm_time_scalar(m: float, n: float, k: float, batch: float, acc: Accelerator, dtype: str,
+                      c: ComputeConstants) -> float:
+    """:func:`gemm_time_s` for one GEMM shape, the same formula in ``math`` (about
+    30x faster than numpy on scalars; a test checks both paths agree)."""
+    if m * n * k * batch <= 0:
+        return 0.0
+    dtype_bytes = _dtype_bytes(dtype)
+    tile_m = min(max(2.0 ** math.ceil(math.log2(max(m, 1.0))), TILE_M_MIN), TILE_M_MAX)
+    tiles = math.ceil(m / tile_m) * math.ceil(n / TILE_N) * math.ceil(batch)
+    t_comp = 2.0 * tile_m * TILE_N * (k + c.k_half) * (tiles + c.tiles_half) / (acc.flops(dtype) * c.e_max)
+    t_mem = dtype_bytes * (m * k + k * n + m * n) * batch / (acc.hbm_bandwidth_bytes_per_s * c.bw_eff)
+    hi, lo = max(t_comp, t_mem), min(t_comp, t_mem)
+    return c.launch_s + hi * (1.0 + (lo / hi) ** SMOOTH_P) ** (1.0 / SMOOTH_P)
+
+
 def gemm_time_s(m, n, k, acc: Accelerator, dtype: str = "bf16", batch=1,
                 constants: ComputeConstants | None = None) -> float | np.ndarray:
     """Time of ``batch`` GEMMs ``[m x k] @ [k x n]`` (formula in the module docstring).
 
     ``constants`` overrides the family's fitted constants (for fitting)."""
     c = constants or constants_for(acc)
+    if _all_scalars(m, n, k, batch):
+        return _gemm_time_scalar(float(m), float(n), float(k), float(batch), acc, dtype, c)
     mm, nn, kk, bb = _dims("gemm_time_s", m=m, n=n, k=k, batch=batch)
     dtype_bytes = _dtype_bytes(dtype)
     peak, bw = acc.flops(dtype), acc.hbm_bandwidth_bytes_per_s
@@ -192,6 +225,10 @@ def memory_bound_time_s(bytes_moved, acc: Accelerator,
     """Norm / activation kernel: ``mem_launch_s + bytes / (B mem_eff)`` (0 for no bytes);
     a plain streaming kernel (``streaming=True``) uses ``stream_eff`` instead of ``mem_eff``."""
     c = constants or constants_for(acc)
+    if _all_scalars(bytes_moved):
+        if bytes_moved <= 0:
+            return 0.0
+        return c.mem_launch_s + bytes_moved / (acc.hbm_bandwidth_bytes_per_s * (c.stream_eff if streaming else c.mem_eff))
     (b,) = _dims("memory_bound_time_s", bytes_moved=bytes_moved)
     eff = c.stream_eff if streaming else c.mem_eff
     t = np.where(b > 0, c.mem_launch_s + b / (acc.hbm_bandwidth_bytes_per_s * eff), 0.0)

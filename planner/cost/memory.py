@@ -102,9 +102,13 @@ def state_bytes(dense_params: float, expert_params: float, dense_dp: int, expert
     ``dense_params`` / ``expert_params`` are this GPU's shard (already divided
     by tp / ep*etp); ``dense_dp`` / ``expert_dp`` the ranks that replicate them.
     fp8 training keeps bf16 weights plus an fp8 copy (Transformer Engine): 3 B/param.
+    With 16-bit gradients the optimizer also keeps fp32 copies of them (main
+    grads, sharded like its states): Megatron's table of bytes per parameter
+    (docs, distributed optimizer) gives 20 (fp16 params and grads) and 18
+    (bf16 params, fp32 grads) without sharding, ``4 + 16/d`` and ``6 + 12/d`` with it.
     """
     w_b = 3.0 if dtype == "fp8" else 2.0
-    g_b, o_b = grad_bytes, 12.0
+    g_b, o_b = grad_bytes, 12.0 + (4.0 if grad_bytes < 4.0 else 0.0)
     weights = grads = opt = 0.0
     for p, d in ((dense_params, max(1, dense_dp)), (expert_params, max(1, expert_dp))):
         weights += p * w_b / (d if zero >= 3 else 1)

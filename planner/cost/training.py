@@ -587,6 +587,30 @@ def _zero3_microbatch_s(model: ModelSpec, system: System, plan: TrainingPlan, la
     return total
 
 
+def _slowest_chunk_s(chunks: list[list[int]], stage_layers: list[list[int]], stage_t: list[float],
+                     layer_parts: list[float], pp: int, vpp: int) -> float:
+    """The longest model chunk's time per micro-batch (interleaved schedule).
+
+    Chunk ``c`` runs on stage ``s = c % pp``: its share of the stage's layer time
+    (``len(chunk) / layers of the stage``), its share ``1 / vpp`` of the stage's
+    point-to-point sends, the embedding on chunk 0 and the LM head on the last
+    chunk. With equal chunks, ``(pp - 1)`` times this is the classic bubble
+    ``(pp - 1) t / vpp`` (Narayanan et al. 2021); an uneven chunk or a heavy
+    first / last chunk lengthens every warm-up and cool-down slot.
+    """
+    worst = 0.0
+    last = len(chunks) - 1
+    for c, layers in enumerate(chunks):
+        s = c % pp
+        n_s = len(stage_layers[s])
+        other = stage_t[s] - layer_parts[s]  # embedding / head + sends
+        t = (layer_parts[s] * len(layers) / n_s) if n_s else 0.0
+        # the embedding / head sit on chunk 0 / the last chunk; otherwise only sends, spread over chunks
+        t += other if c in (0, last) else other / vpp
+        worst = max(worst, t)
+    return worst
+
+
 def _stage_act_other(model: ModelSpec, plan: TrainingPlan, sh: LayerShape, s: int,
                      counts: dict[tuple[tuple, str], int], m: int) -> tuple[float, float]:
     """Activation bytes and other bytes (runtime reserve, logits, ZeRO-3 buffers) of stage ``s``."""
@@ -642,7 +666,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         stage_counts.append(ckey)
         if ckey in seen:  # stages with the same layers cost the same
             parts = seen[ckey]
-            stage_t.append(sum(parts.values()))
+            stage_t.append(sum(v for k, v in parts.items() if k != "_layers"))
             parts_by_stage.append(parts)
             continue
         parts = {"compute": 0.0, "recompute": 0.0, "tp_comm": 0.0, "cp_comm": 0.0, "ep_comm": 0.0, "pp_p2p": 0.0}
@@ -652,10 +676,12 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
             parts["recompute"] += n * lt.recompute_s
             for g, t in list(lt.fwd_comm.items()) + list(lt.bwd_comm.items()):
                 parts[{"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}[g]] += n * t
+        layer_part = sum(parts.values())
         if first or last:
             lt = _extra_time_cached(mkey, skey, sh, plan.dtype, first, last, groups)
             parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s
             parts["tp_comm"] += sum(lt.fwd_comm.values()) + sum(lt.bwd_comm.values())
+        parts["_layers"] = layer_part  # removed below; kept for the interleaved bubble
         if plan.pp > 1:
             # Megatron sends 1/tp of the activation per TP rank (scatter-gather optimisation, or SP's shard)
             p2p_bytes = sh.tokens * model.hidden_size * ab / plan.tp
@@ -663,12 +689,17 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
             sends = (1 if first or last else 2) * plan.vpp  # fwd activation + bwd gradient per chunk
             parts["pp_p2p"] = sends * t_p2p
         seen[ckey] = parts
-        stage_t.append(sum(parts.values()))
+        stage_t.append(sum(v for k, v in parts.items() if k != "_layers"))
         parts_by_stage.append(parts)
+    layer_parts = [p["_layers"] for p in parts_by_stage]
+    parts_by_stage = [{k: v for k, v in p.items() if k != "_layers"} for p in parts_by_stage]
     t_max = max(stage_t)
     slowest = stage_t.index(t_max)
-    pipeline_s = m * t_max + (sum(stage_t) - t_max) / plan.vpp
-    bubble_s = pipeline_s - m * t_max
+    if plan.vpp == 1:  # 1F1B: (m - 1) t_max + sum(t)
+        bubble_s = sum(stage_t) - t_max
+    else:  # interleaved: (pp - 1) warm-up / cool-down slots of the slowest chunk
+        bubble_s = (plan.pp - 1) * _slowest_chunk_s(chunks, stage_layers, stage_t, layer_parts, plan.pp, plan.vpp)
+    pipeline_s = m * t_max + bubble_s
 
     # -- memory per GPU (most loaded stage) -------------------------------------
     dense_dp = plan.dp * plan.cp

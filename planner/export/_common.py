@@ -1,0 +1,52 @@
+"""Helpers shared by the exporters: the provenance line and the layer split of a plan document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..cost.training import partition_layers
+
+
+def summary(doc: dict[str, Any]) -> str:
+    """One line naming the planner, model, system, GPU count and the predicted step time / MFU."""
+    m, s, e = doc["model"], doc["system"], doc["estimate"]
+    nodes = s["num_nodes"]
+    return (f"planner: {m['name']} on {s['num_gpus']} x {s['name']} ({nodes} node{'s' if nodes != 1 else ''},"
+            f" {s['gpus_per_node']} GPUs per node), predicted step time {e['step_time_s']:.3f} s,"
+            f" MFU {100 * e['mfu']:.1f}% (plan document {doc['schema_version']})")
+
+
+def header(doc: dict[str, Any], prefix: str = "# ") -> str:
+    """:func:`summary` as a comment line."""
+    return prefix + summary(doc)
+
+
+def chunk_sizes(doc: dict[str, Any]) -> list[int]:
+    """Layers of each model chunk (pp x vpp entries, chunk ``c`` on stage ``c % pp``), as the planner splits them."""
+    plan = doc["plan"]
+    if plan.get("layers_per_chunk") is not None:
+        return [int(n) for n in plan["layers_per_chunk"]]
+    return [len(c) for c in partition_layers(int(doc["model"]["num_layers"]), plan["pp"], plan["vpp"])]
+
+
+def stage_chunks(doc: dict[str, Any]) -> list[list[int]]:
+    """For each pipeline stage, the layer counts of its model chunks (in virtual-stage order)."""
+    pp = doc["plan"]["pp"]
+    sizes = chunk_sizes(doc)
+    return [sizes[s::pp] for s in range(pp)]
+
+
+def recomputed_layers_per_chunk(doc: dict[str, Any]) -> int | None:
+    """With ``recompute_per_stage``: the smallest per-chunk count ``n`` (every chunk recomputes its first
+    ``n`` layers, as Megatron's block method and DeepSpeed do) that recomputes at least the planned number
+    of layers on every stage. That is the maximum over stages when vpp = 1; it never saves less memory
+    than the plan. None when the plan recomputes every layer."""
+    per_stage = doc["plan"].get("recompute_per_stage")
+    if per_stage is None:
+        return None
+    chunks = stage_chunks(doc)
+    top = max((max(c) for c in chunks if c), default=0)
+    for n in range(top + 1):
+        if all(sum(min(n, c) for c in cs) >= r for cs, r in zip(chunks, per_stage)):
+            return n
+    return top

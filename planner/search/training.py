@@ -1,0 +1,554 @@
+"""Training plan search: the fastest (or cheapest) plan a job can run with, certified.
+
+For one GPU count the search is a branch and bound over the shapes of
+:mod:`planner.search.candidates`:
+
+1. Memory bound: a shape whose weights, gradients and optimizer states alone
+   (spread evenly over its pipeline stages, the most favourable case) exceed
+   the GPU's memory cannot fit with any recomputation or partition: pruned.
+2. Time bound: each shape gets the lower bound
+   ``LB = (sum of its layers' time without recomputation, with their TP / CP / EP
+   communication, plus embedding and LM head) / pp * (m + (pp - 1) / vpp)`` per
+   step. The estimator's step time is never below it: stage times only add
+   point-to-point sends and recomputation (which also repeats the forward
+   collectives), the step adds data-parallel and optimizer time, and ``m max(t) + (sum(t) - max(t)) / vpp >= mean(t) (m + (pp - 1) / vpp)``.
+3. Shapes are estimated in increasing ``LB``; the search stops when the next
+   ``LB`` is no better than the k-th best step time found. The result is
+   therefore the exhaustive optimum of the same cost model (tests check it on
+   small instances).
+4. Per shape, recomputation: no recomputation if it fits; otherwise the better
+   fitting one of selective recomputation and full recomputation of the fewest
+   layers per stage that fit (:func:`min_recompute_per_stage`).
+5. The best plans with pipelining are refined by the partition MILP
+   (:mod:`planner.search.partition`): uneven layers per stage and per-stage
+   recomputation, kept when the estimator confirms they are faster and fit.
+
+Objectives across GPU counts: ``time`` (fastest at the given count), ``cost``
+(cheapest per token among counts up to the given one, within the budget and
+deadline if given), ``deadline`` (fewest GPUs, then cheapest, that train
+``tokens`` within the deadline).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+from pydantic import BaseModel, Field
+
+from ..cost.memory import RUNTIME_RESERVED_BYTES, state_bytes
+from ..cost.ops import LayerShape
+from ..cost.stage_costs import stage_costs
+from ..cost.training import (
+    PlanError,
+    TrainingEstimate,
+    TrainingPlan,
+    _extra_time_cached,
+    _key,
+    _layer_table,
+    _representatives_cached,
+    _stages_cached,
+    estimate_training,
+    groups_for,
+    layer_time,
+)
+from ..specs.hardware import System
+from ..specs.model import ModelSpec
+from .candidates import Shape, enumerate_shapes
+
+Objective = Literal["time", "cost", "deadline"]
+GB = 1e9
+
+
+class InfeasibleError(PlanError):
+    """No plan satisfies the job's constraints; the message says which binds and by how much."""
+
+
+class PartitionInfo(BaseModel):
+    status: str
+    objective_s: float = Field(description="the MILP's pipeline time")
+    bound_s: float = Field(description="balanced-pipeline lower bound")
+    gap: float
+    solve_time_s: float
+    improved: bool = Field(description="whether the refined partition beat the even one")
+
+
+class TrainSearchResult(BaseModel):
+    """What :func:`search_training` returns."""
+
+    objective: str
+    best: TrainingEstimate
+    alternatives: list[TrainingEstimate]
+    pareto: list[TrainingEstimate] | None = None
+    binding: list[str] = Field(description="constraints that limit the chosen plan")
+    partition: PartitionInfo | None = None
+    gpu_counts: list[int]
+    shapes: int = Field(description="shapes that pass the placement and divisibility rules")
+    estimated: int = Field(description="plans the estimator evaluated")
+    pruned: dict[str, int]
+    elapsed_s: float
+    tokens: float | None = None
+    price_per_gpu_hour: float | None = None
+
+    def cost_per_million_tokens(self, est: TrainingEstimate) -> float | None:
+        if self.price_per_gpu_hour is None:
+            return None
+        return est.num_gpus * self.price_per_gpu_hour / 3600.0 / est.tokens_per_s * 1e6
+
+
+# ---------------------------------------------------------------------------
+# bounds
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What the search may choose beyond the degrees, and the fields it must keep.
+
+    ``recompute``: the recomputation modes allowed; ``partial_recompute``: with
+    "full" allowed, whether only some layers per stage may be recomputed;
+    ``base``: TrainingPlan fields fixed for every plan (e.g. ``attention``,
+    ``sp``, ``grad_reduce_in_fp32``), overriding the search's defaults.
+    """
+
+    seq_len: int
+    global_batch: int
+    dtypes: tuple[str, ...] = ("bf16",)
+    zero_stages: tuple[int, ...] = (1, 3)
+    recompute: tuple[str, ...] = ("none", "selective", "full")
+    partial_recompute: bool = True
+    base: tuple[tuple[str, object], ...] = ()
+    capacity: float = 0.0
+
+    def plan(self, shape: Shape, recompute: str = "none") -> TrainingPlan:
+        fields = dict(
+            tp=shape.tp, pp=shape.pp, vpp=shape.vpp, cp=shape.cp, ep=shape.ep, etp=shape.etp, dp=shape.dp,
+            micro_batch=shape.micro_batch, global_batch=self.global_batch, seq_len=self.seq_len,
+            recompute=recompute, sp=shape.tp > 1, zero=shape.zero, dtype=shape.dtype,
+        )
+        fields.update(dict(self.base))
+        fields["recompute"] = recompute
+        if fields.get("sp") and shape.tp == 1:
+            fields["sp"] = False
+        return TrainingPlan(**fields)
+
+
+def state_lower_bound(model: ModelSpec, shape: Shape, grad_fp32: bool = True) -> float:
+    """Bytes per GPU of weights, gradients and optimizer states if every stage held
+    an equal share (the most loaded stage holds at least this), plus the runtime reserve."""
+    _, table = _layer_table(_key(model))
+    dense = sum(t[0] for t in table) + model.embedding_params + model.lm_head_params + model.final_norm_params
+    expert = sum(t[1] for t in table)
+    etp = shape.etp
+    st = state_bytes(dense / (shape.tp * shape.pp), expert / (shape.ep * etp * shape.pp), shape.dp * shape.cp,
+                     max(1, shape.tp * shape.cp * shape.dp // (shape.ep * etp)), shape.zero, shape.dtype,
+                     4.0 if grad_fp32 else 2.0)
+    return st.weights_bytes + st.gradients_bytes + st.optimizer_bytes + RUNTIME_RESERVED_BYTES
+
+
+def time_lower_bound(model: ModelSpec, system: System, plan: TrainingPlan) -> float:
+    """Step-time lower bound of a shape (module docstring, point 2)."""
+    mkey = _key(model)
+    groups = groups_for(system, plan)
+    sh = LayerShape(micro_batch=plan.micro_batch, seq_len=plan.seq_len, tp=plan.tp, cp=plan.cp, ep=plan.ep,
+                    etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=2.0)
+    reps = _representatives_cached(mkey)
+    _, _, counts = _stages_cached(mkey, 1, 1)
+    total = 0.0
+    for sig, n in counts[0]:
+        total += n * layer_time(model, system, reps[sig], sh, plan.dtype, "none", groups).total_s
+    total += _extra_time_cached(mkey, _key(system), sh, plan.dtype, True, True, groups).total_s
+    m = plan.num_microbatches
+    return total / plan.pp * (m + (plan.pp - 1) / plan.vpp)
+
+
+# ---------------------------------------------------------------------------
+# recomputation for one shape
+# ---------------------------------------------------------------------------
+
+def min_recompute_per_stage(model: ModelSpec, system: System, plan: TrainingPlan,
+                            capacity: float | None = None) -> tuple[tuple[int, ...], TrainingEstimate] | None:
+    """The fewest layers per stage to recompute fully (the first ones of each
+    stage, Megatron's block method) so that every stage fits, with the estimate
+    of that plan; ``None`` if even recomputing all of them does not.
+
+    Per stage this is a knapsack whose items are the stage's layers (weight:
+    the time a recomputation adds, value: the bytes it frees) restricted to
+    prefixes, which Megatron can express; its optimum is the shortest prefix
+    whose savings cover the excess, found by walking the stage's layers.
+    The result is checked with the estimator and a stage still over the limit
+    gets one more layer until it fits.
+    """
+    cap = capacity if capacity is not None else system.accelerator.memory_bytes
+    base = plan.model_copy(update={"recompute": "full", "recompute_per_stage": (0,) * plan.pp})
+    est = estimate_training(model, system, base, per_stage_memory=True)
+    peaks = est.stage_peak_bytes or []
+    costs = stage_costs(model, system, plan.model_copy(update={"recompute": "full"})) if plan.zero < 3 else None
+    _, stages, _ = _stages_cached(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk)
+    rec = []
+    for s, layers in enumerate(stages):
+        excess = peaks[s] - cap
+        if excess <= 0:
+            rec.append(0)
+            continue
+        if costs is None:  # ZeRO-3: same activations, no stage_costs; walk with the estimator's numbers
+            rec.append(len(layers))
+            continue
+        f = costs.inflight[s]
+        freed, r = -max(costs.a_none), 0  # the re-materialised layer costs one layer's activations
+        while r < len(layers) and freed < excess:
+            k = costs.kind[layers[r]]
+            freed += f * (costs.a_none[k] - costs.a_full[k])
+            r += 1
+        if freed < excess:
+            return None
+        rec.append(r)
+    for _ in range(4):  # confirm with the estimator
+        cand = plan.model_copy(update={"recompute": "full", "recompute_per_stage": tuple(rec)})
+        if rec == [len(x) for x in stages]:
+            cand = cand.model_copy(update={"recompute_per_stage": None})
+        est = estimate_training(model, system, cand, per_stage_memory=True)
+        over = [s for s, p in enumerate(est.stage_peak_bytes or []) if p > cap]
+        if not over:
+            return tuple(rec), est
+        for s in over:
+            if rec[s] >= len(stages[s]):
+                return None
+            rec[s] += 1
+    return None
+
+
+def _recompute_options(model: ModelSpec, system: System, shape: Shape, space: SearchSpace,
+                       counter: Counter) -> tuple[TrainingEstimate | None, float]:
+    """The fastest fitting recomputation the space allows (selective; the fewest
+    fully recomputed layers per stage, or all of them), and the smallest peak seen."""
+    cap = space.capacity
+    options = []
+    smallest = math.inf
+    if "selective" in space.recompute:
+        sel = estimate_training(model, system, space.plan(shape, "selective"))
+        counter["estimated"] += 1
+        smallest = sel.memory.peak_bytes
+        if sel.memory.peak_bytes <= cap:
+            options.append(sel)
+    if "full" in space.recompute:
+        full_plan = space.plan(shape, "full")
+        found = min_recompute_per_stage(model, system, full_plan, cap) if space.partial_recompute else None
+        if found is not None:
+            counter["estimated"] += 2
+            part = found[1].model_copy(update={"stage_peak_bytes": None})
+            options.append(part)
+            smallest = min(smallest, part.memory.peak_bytes)
+        else:
+            counter["estimated"] += 1
+            full = estimate_training(model, system, full_plan)
+            smallest = min(smallest, full.memory.peak_bytes)
+            if full.memory.peak_bytes <= cap:
+                options.append(full)
+    if not options:
+        return None, smallest
+    return min(options, key=lambda e: e.step_time_s), smallest
+
+
+# ---------------------------------------------------------------------------
+# one GPU count
+# ---------------------------------------------------------------------------
+
+class _CountResult:
+    def __init__(self) -> None:
+        self.top: list[TrainingEstimate] = []
+        self.shapes = 0
+        self.pruned: Counter = Counter()
+        self.smallest_peak: tuple[float, Shape] | None = None
+        self.min_state: tuple[float, Shape] | None = None
+
+
+def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpace, top: int, counter: Counter,
+                  progress: Callable[[int, int], None] | None) -> _CountResult:
+    res = _CountResult()
+    shapes = list(enumerate_shapes(model, system, gpus, space.seq_len, space.global_batch, space.dtypes,
+                                   space.zero_stages, skipped=res.pruned))
+    res.shapes = len(shapes)
+    ranked = []
+    for shape in shapes:
+        lb_mem = state_lower_bound(model, shape, dict(space.base).get("grad_reduce_in_fp32", True))
+        if lb_mem > space.capacity:
+            res.pruned["weights and optimizer states exceed memory"] += 1
+            if res.min_state is None or lb_mem < res.min_state[0]:
+                res.min_state = (lb_mem, shape)
+            continue
+        ranked.append((time_lower_bound(model, system, space.plan(shape)), shape))
+    # A queue ordered by lower bound. A shape is first estimated without
+    # recomputation; if that does not fit, its step time (a lower bound for every
+    # recomputation choice) becomes its new bound and it waits for its turn again.
+    first_phase = 0 if "none" in space.recompute else 1
+    queue = [(lb, first_phase, shape) for lb, shape in ranked]
+    heapq.heapify(queue)
+    heap: list[tuple[float, int, TrainingEstimate]] = []  # max-heap of the k best (negated times)
+    done = 0
+    total = len(queue)
+    while queue:
+        lb, phase, shape = heapq.heappop(queue)
+        if len(heap) >= top and lb >= -heap[0][0]:
+            res.pruned["bound: cannot beat the k-th best"] += 1 + len(queue)
+            break
+        if phase == 0:
+            counter["estimated"] += 1
+            est = estimate_training(model, system, space.plan(shape, "none"))
+            if est.memory.peak_bytes > space.capacity:
+                heapq.heappush(queue, (est.step_time_s, 1, shape))
+                continue
+            best: TrainingEstimate | None = est
+        else:
+            best, smallest = _recompute_options(model, system, shape, space, counter)
+        done += 1
+        if progress is not None and done % 16 == 0:
+            progress(done, total)
+        if best is None:
+            res.pruned["does not fit memory even with recomputation"] += 1
+            if res.smallest_peak is None or smallest < res.smallest_peak[0]:
+                res.smallest_peak = (smallest, shape)
+            continue
+        item = (-best.step_time_s, -done, best)
+        if len(heap) < top:
+            heapq.heappush(heap, item)
+        elif best.step_time_s < -heap[0][0]:
+            heapq.heapreplace(heap, item)
+    if progress is not None:
+        progress(total, total)
+    res.top = sorted((e for _, _, e in heap), key=lambda e: e.step_time_s)
+    return res
+
+
+def _refine(model: ModelSpec, system: System, est: TrainingEstimate, capacity: float,
+            counter: Counter, partial: bool = True) -> tuple[TrainingEstimate, PartitionInfo | None]:
+    """Uneven partition and per-stage recomputation by the MILP, kept if it is faster and fits."""
+    plan = est.plan
+    if plan.pp == 1 or plan.zero >= 3:
+        return est, None
+    from .partition import solve_partition
+
+    base = plan.model_copy(update={"layers_per_chunk": None, "recompute_per_stage": None})
+    costs = stage_costs(model, system, base)
+    if capacity < costs.capacity:
+        costs = type(costs)(**{**costs.__dict__, "capacity": capacity})
+    sol = solve_partition(costs, allow_recompute=partial and plan.recompute == "full")
+    if sol is None:
+        return est, None
+    update: dict = {"layers_per_chunk": sol.layers_per_chunk}
+    if sol.recompute_per_stage is not None:
+        update["recompute_per_stage"] = sol.recompute_per_stage
+    new_plan = plan.model_copy(update=update)
+    counter["estimated"] += 1
+    try:
+        new = estimate_training(model, system, new_plan)
+    except PlanError:
+        new = None
+    improved = new is not None and new.memory.peak_bytes <= capacity and new.step_time_s < est.step_time_s * (1 - 1e-9)
+    info = PartitionInfo(status=sol.status, objective_s=sol.objective_s, bound_s=sol.bound_s, gap=sol.gap,
+                         solve_time_s=sol.solve_time_s, improved=improved)
+    return (new if improved and new is not None else est), info
+
+
+# ---------------------------------------------------------------------------
+# the search
+# ---------------------------------------------------------------------------
+
+def _gpu_counts(system: System, gpus: int, objective: str) -> list[int]:
+    if objective == "time":
+        return [gpus]
+    per = system.node.accelerators_per_node
+    counts = {gpus}
+    n = per
+    while n < gpus:
+        counts.add(n)
+        n *= 2
+    counts |= {c for c in (1, 2, 4) if c < per and c < gpus}
+    return sorted(counts)
+
+
+def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int, *,
+                    objective: Objective = "time", tokens: float | None = None, budget_usd: float | None = None,
+                    deadline_s: float | None = None, top: int = 5, dtypes: tuple[str, ...] = ("bf16",),
+                    pareto: bool = False, refine: bool = True, max_memory_fraction: float = 1.0,
+                    price_per_gpu_hour: float | None = None, recompute: tuple[str, ...] = ("none", "selective", "full"),
+                    partial_recompute: bool = True, zero_stages: tuple[int, ...] = (1, 3),
+                    base: dict | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> TrainSearchResult:
+    """Search the plan space (module docstring). ``global_batch`` is in sequences.
+
+    ``recompute`` / ``partial_recompute`` / ``zero_stages`` / ``base``: see
+    :class:`SearchSpace`; ``refine``: run the partition MILP on the best plan.
+    Raises :class:`InfeasibleError` naming the binding constraint when no plan fits.
+    """
+    t0 = time.perf_counter()
+    _check_job(model, system, gpus, seq_len, global_batch, objective, tokens, budget_usd, deadline_s, top,
+               dtypes, max_memory_fraction)
+    price = price_per_gpu_hour if price_per_gpu_hour is not None else system.accelerator.price_per_hour_usd
+    if objective in ("cost",) and price is None:
+        raise PlanError(f"objective 'cost' needs a price: {system.name} has no price_per_hour; give --price")
+    capacity = system.accelerator.memory_bytes * max_memory_fraction
+    bad = [r for r in recompute if r not in ("none", "selective", "full")] or [z for z in zero_stages if z not in (0, 1, 2, 3)]
+    if bad or not recompute or not zero_stages:
+        raise PlanError(f"invalid recompute modes {recompute} or ZeRO stages {zero_stages}")
+    base_items = tuple(sorted((base or {}).items()))
+    unknown = [k for k, _ in base_items if k not in TrainingPlan.model_fields]
+    if unknown:
+        raise PlanError(f"unknown plan fields {unknown}")
+    space = SearchSpace(seq_len=seq_len, global_batch=global_batch, dtypes=tuple(dtypes), zero_stages=tuple(zero_stages),
+                        recompute=tuple(recompute), partial_recompute=partial_recompute, base=base_items,
+                        capacity=capacity)
+    counter: Counter = Counter()
+    counts = _gpu_counts(system, gpus, "time" if objective == "time" and not pareto else objective)
+    if objective == "time" and pareto:
+        counts = _gpu_counts(system, gpus, "cost")
+    per_count: dict[int, _CountResult] = {}
+    pruned: Counter = Counter()
+    shapes = 0
+    for n in counts:
+        r = _search_count(model, system, n, space, top if n == gpus or objective != "time" else 1, counter,
+                          progress if n == counts[-1] else None)
+        per_count[n] = r
+        pruned.update(r.pruned)
+        shapes += r.shapes
+
+    def cost_of(e: TrainingEstimate) -> float:  # dollars per token
+        return e.num_gpus * (price or 0.0) / 3600.0 / e.tokens_per_s
+
+    def ok(e: TrainingEstimate) -> bool:
+        if deadline_s is not None and tokens is not None and tokens / e.tokens_per_s > deadline_s:
+            return False
+        if budget_usd is not None and tokens is not None and cost_of(e) * tokens > budget_usd:
+            return False
+        return True
+
+    if objective == "time":
+        pool = [e for e in per_count[gpus].top if ok(e)]
+        key: Callable[[TrainingEstimate], tuple] = lambda e: (e.step_time_s,)
+    elif objective == "cost":
+        pool = [e for r in per_count.values() for e in r.top if ok(e)]
+        key = lambda e: (cost_of(e), e.step_time_s)
+    else:
+        pool = [e for r in per_count.values() for e in r.top if ok(e)]
+        key = lambda e: (e.num_gpus, cost_of(e), e.step_time_s)
+    if not pool:
+        raise InfeasibleError(_why_infeasible(model, system, per_count, gpus, capacity, tokens, deadline_s,
+                                              budget_usd, cost_of, objective))
+    pool.sort(key=key)
+    best, info = pool[0], None
+    if refine:
+        best, info = _refine(model, system, best, capacity, counter, partial_recompute and "full" in recompute)
+    alternatives = [e for e in pool[1:] if e.plan != best.plan][: max(0, top - 1)]
+    front = _pareto([r.top[0] for r in per_count.values() if r.top], cost_of) if pareto else None
+    return TrainSearchResult(
+        objective=objective, best=best, alternatives=alternatives, pareto=front,
+        binding=_binding(model, system, best, capacity, tokens, deadline_s, budget_usd, cost_of, gpus, global_batch),
+        partition=info, gpu_counts=counts, shapes=shapes, estimated=counter["estimated"], pruned=dict(pruned),
+        elapsed_s=time.perf_counter() - t0, tokens=tokens, price_per_gpu_hour=price,
+    )
+
+
+def _check_job(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int, objective: str,
+               tokens: float | None, budget: float | None, deadline: float | None, top: int,
+               dtypes: tuple[str, ...], frac: float) -> None:
+    if gpus <= 0:
+        raise PlanError(f"--gpus must be positive, got {gpus}")
+    if seq_len <= 0 or global_batch <= 0:
+        raise PlanError("sequence length and global batch must be positive")
+    if seq_len > model.max_seq_len:
+        raise InfeasibleError(f"sequence length {seq_len} exceeds {model.name}'s maximum of {model.max_seq_len} positions")
+    if objective not in ("time", "cost", "deadline"):
+        raise PlanError(f"unknown objective {objective!r}; choose time, cost or deadline")
+    if objective == "deadline" and (tokens is None or deadline is None):
+        raise PlanError("objective 'deadline' needs --tokens and --deadline")
+    if (budget is not None or deadline is not None) and tokens is None:
+        raise PlanError("a budget or deadline needs the token count to train (--tokens)")
+    for v, name in ((tokens, "tokens"), (budget, "budget"), (deadline, "deadline")):
+        if v is not None and v <= 0:
+            raise PlanError(f"{name} must be positive, got {v}")
+    if top < 1:
+        raise PlanError(f"--top must be at least 1, got {top}")
+    if not 0 < frac <= 1:
+        raise PlanError(f"max memory fraction must be in (0, 1], got {frac}")
+    for d in dtypes:
+        if d not in ("bf16", "fp16", "fp8"):
+            raise PlanError(f"unknown training dtype {d!r}; choose bf16, fp16 or fp8")
+        if d == "fp8" and not system.accelerator.has_native("fp8"):
+            raise PlanError(f"{system.accelerator.name} has no FP8 tensor cores; use bf16")
+
+
+def _gb(x: float) -> str:
+    return f"{x / GB:.1f} GB"
+
+
+def _why_infeasible(model: ModelSpec, system: System, per_count: dict[int, _CountResult], gpus: int,
+                    capacity: float, tokens, deadline, budget, cost_of, objective: str) -> str:
+    r = per_count[max(per_count)]
+    fitting = [e for c in per_count.values() for e in c.top]
+    name = system.accelerator.name
+    if fitting:  # plans fit, but the deadline or budget does not
+        fastest = min(fitting, key=lambda e: e.step_time_s)
+        cheapest = min(fitting, key=cost_of)
+        parts = []
+        if deadline is not None:
+            need = tokens / fastest.tokens_per_s
+            parts.append(f"the fastest plan ({fastest.num_gpus} GPUs) needs {need / 86400:.1f} days for {tokens:.3g} tokens;"
+                         f" the deadline is {deadline / 86400:.1f} days")
+        if budget is not None:
+            parts.append(f"the cheapest plan costs ${cost_of(cheapest) * tokens:,.0f}; the budget is ${budget:,.0f}")
+        return "no plan meets the constraints: " + "; ".join(parts)
+    if r.shapes == 0:
+        return (f"no parallel layout of {gpus} GPUs divides the global batch and {model.name}'s heads and layers"
+                f" (try a global batch that is a multiple of {gpus // max(1, system.node.accelerators_per_node)} or another GPU count)")
+    best_need = None
+    if r.smallest_peak is not None:
+        best_need = r.smallest_peak
+    elif r.min_state is not None:
+        best_need = r.min_state
+    if best_need is not None:
+        need, shape = best_need
+        return (f"{model.name} does not fit on {gpus} x {system.name}: the leanest plan (tp {shape.tp}, pp {shape.pp},"
+                f" cp {shape.cp}, ep {shape.ep}, ZeRO-{shape.zero}, full recomputation) needs at least {_gb(need)} per GPU;"
+                f" {name} has {_gb(capacity)}")
+    return f"no plan found for {model.name} on {gpus} x {system.name}"
+
+
+def _binding(model: ModelSpec, system: System, e: TrainingEstimate, capacity: float, tokens, deadline, budget,
+             cost_of, gpus: int, global_batch: int) -> list[str]:
+    out = []
+    head = capacity - e.memory.peak_bytes
+    if head < 0.1 * capacity or e.plan.recompute != "none":
+        why = f"memory: {_gb(e.memory.peak_bytes)} of {_gb(capacity)} per GPU ({_gb(head)} headroom)"
+        if e.plan.recompute != "none":
+            why += f"; recomputation '{e.plan.recompute}' is needed to fit"
+        out.append(why)
+    if e.plan.num_microbatches < 2 * e.plan.pp and e.plan.pp > 1:
+        out.append(f"global batch: {global_batch} sequences give {e.plan.num_microbatches} micro-batches for pp {e.plan.pp}"
+                   f" (pipeline bubble {e.breakdown.get('pp_bubble', 0) / e.step_time_s:.0%} of the step)")
+    if deadline is not None and tokens is not None:
+        t = tokens / e.tokens_per_s
+        out.append(f"deadline: {t / 86400:.1f} of {deadline / 86400:.1f} days")
+    if budget is not None and tokens is not None:
+        out.append(f"budget: ${cost_of(e) * tokens:,.0f} of ${budget:,.0f}")
+    if e.num_gpus == gpus and len(out) == 0:
+        out.append(f"GPU count: all {gpus} GPUs used")
+    return out
+
+
+def _pareto(points: list[TrainingEstimate], cost_of) -> list[TrainingEstimate]:
+    """Plans not beaten on both time per token and cost per token."""
+    pts = sorted(points, key=lambda e: (1 / e.tokens_per_s, cost_of(e)))
+    front, best_cost = [], math.inf
+    for e in pts:
+        c = cost_of(e)
+        if c < best_cost - 1e-15:
+            front.append(e)
+            best_cost = c
+    return front
+
+
+__all__ = ["InfeasibleError", "PartitionInfo", "TrainSearchResult", "min_recompute_per_stage", "search_training",
+           "state_lower_bound", "time_lower_bound"]
