@@ -8,16 +8,39 @@ The public API (what a notebook imports)::
     est = planner.estimate_train("llama-3.1-70b", "h100", gpus=64, tp=8, pp=2,
                                  micro_batch=1, global_batch=512, seq_len=8192)
     est.step_time_s, est.mfu, est.memory.peak_bytes, est.breakdown
+    res = planner.search_train("llama-3.1-70b", "h100", 1024, 8192, 1024)   # plan search
+    res.best.plan, res.best.mfu, res.alternatives, res.binding
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from .catalog import SpecError, get_model, get_system, hardware_names, load_model_file, load_system_file, model_names
 from .cost.training import PlanError, TrainingEstimate, TrainingPlan, estimate_training
 from .specs.hardware import Accelerator, Cluster, Node, System
 from .specs.model import ModelSpec, UnsupportedArchitecture, from_hf_config
 
+if TYPE_CHECKING:
+    from .search.training import TrainSearchResult
+
 __version__ = "0.1.0"
+
+
+def search_train(model: str | ModelSpec, gpu: str | System, gpus: int, seq_len: int, global_batch: int,
+                 **options: object) -> "TrainSearchResult":
+    """Search the training plans of a job (:func:`planner.search.training.search_training`).
+
+    ``global_batch`` is in sequences. ``options``: ``objective`` ("time",
+    "cost", "deadline"), ``tokens``, ``budget_usd``, ``deadline_s``, ``top``,
+    ``dtypes``, ``pareto``, ``refine``, ``max_memory_fraction``,
+    ``price_per_gpu_hour``, ``recompute``, ``partial_recompute``,
+    ``zero_stages``, ``base``, ``progress``. Returns the best plan, the next
+    ones, the binding constraints and the partition solver's status.
+    """
+    from .search.training import search_training
+
+    return search_training(get_model(model), get_system(gpu), gpus, seq_len, global_batch, **options)  # type: ignore[arg-type]
 
 
 def estimate_train(model: str | ModelSpec, gpu: str | System, gpus: int | None = None, **plan: object) -> TrainingEstimate:

@@ -10,9 +10,9 @@ prints ONE line on stderr, ``error: ...``, and exits with status 2; never a
 traceback. An unexpected internal failure prints one line and exits 1 (set
 ``PLANNER_DEBUG=1`` to see the traceback).
 
-Command groups: ``specs``, ``estimate``, ``validate``. Later groups
-(``train`` search, ``serve``, ``experts``) are added the same way: one
-``typer.Typer`` per group, registered with ``app.add_typer``.
+Command groups: ``specs``, ``estimate``, ``validate``; commands ``train``
+(plan search) and ``export`` (in :mod:`planner.cli_train`). Later groups
+(``serve``, ``experts``) are added the same way.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ validate_app = typer.Typer(help="Predicted vs published measurements on the refe
 app.add_typer(specs_app, name="specs")
 app.add_typer(estimate_app, name="estimate")
 app.add_typer(validate_app, name="validate")
-# Room for later groups: `planner train` (plan search), `planner serve`, `planner experts`.
 
 console = Console()
 
@@ -551,6 +550,16 @@ def validate_training(
         console.print(t2)
         console.print(f"Table 2 MAPE {result.table2_mape_pct:.1f} %, max |error| "
                       f"{result.table2_max_abs_error_pct:.1f} %", highlight=False)
+
+
+# ---------------------------------------------------------------------------
+# planner train / planner export (in cli_train.py; registered here)
+# ---------------------------------------------------------------------------
+
+from planner import cli_train as _cli_train  # noqa: E402  (uses the helpers above)
+
+app.command("train")(cli_errors(_cli_train.train))
+app.command("export")(cli_errors(_cli_train.export_plan))
 
 
 # ---------------------------------------------------------------------------

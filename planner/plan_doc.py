@@ -82,20 +82,25 @@ def load_plan_document(path: str | Path) -> dict[str, Any]:
         raise PlanError(f"plan file {p} not found") from None
     except json.JSONDecodeError as e:
         raise PlanError(f"{p}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    return check_plan_document(doc, str(p))
+
+
+def check_plan_document(doc: Any, where: str = "plan") -> dict[str, Any]:
+    """``doc`` if it is a plan document this planner reads; else a one-line :class:`PlanError`."""
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_ID:
-        raise PlanError(f"{p}: not a planner training plan (expected \"schema\": \"{SCHEMA_ID}\")")
+        raise PlanError(f"{where}: not a planner training plan (expected \"schema\": \"{SCHEMA_ID}\")")
     major = str(doc.get("schema_version", "")).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
-        raise PlanError(f"{p}: schema_version {doc.get('schema_version')!r} is not supported (this planner reads {SCHEMA_VERSION})")
+        raise PlanError(f"{where}: schema_version {doc.get('schema_version')!r} is not supported (this planner reads {SCHEMA_VERSION})")
     for key in ("model", "system", "plan"):
         if not isinstance(doc.get(key), dict):
-            raise PlanError(f"{p}: missing the \"{key}\" object")
+            raise PlanError(f"{where}: missing the \"{key}\" object")
     fields = {k: v for k, v in doc["plan"].items() if k in TrainingPlan.model_fields}
     try:
         TrainingPlan(**fields)
     except ValueError as e:
         first = str(e).splitlines()
-        raise PlanError(f"{p}: invalid plan: {' '.join(first[:3])}") from None
+        raise PlanError(f"{where}: invalid plan: {' '.join(first[:3])}") from None
     return doc
 
 
@@ -104,4 +109,4 @@ def plan_of(doc: dict[str, Any]) -> TrainingPlan:
     return TrainingPlan(**{k: v for k, v in doc["plan"].items() if k in TrainingPlan.model_fields})
 
 
-__all__ = ["SCHEMA_ID", "SCHEMA_VERSION", "load_plan_document", "plan_document", "plan_of", "schema"]
+__all__ = ["SCHEMA_ID", "SCHEMA_VERSION", "check_plan_document", "load_plan_document", "plan_document", "plan_of", "schema"]

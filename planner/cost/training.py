@@ -724,7 +724,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         if best_mem is None or peak > best_mem[5]:
             best_mem = (st.weights_bytes, st.gradients_bytes, st.optimizer_bytes, act, other, peak)
     assert best_mem is not None
-    mem = MemoryBreakdown(
+    mem = MemoryBreakdown.model_construct(
         weights_bytes=best_mem[0], gradients_bytes=best_mem[1], optimizer_bytes=best_mem[2],
         activations_bytes=best_mem[3], other_bytes=best_mem[4], peak_bytes=best_mem[5], capacity_bytes=acc.memory_bytes,
     )
@@ -792,7 +792,9 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         f"attention: {'FlashAttention' if plan.attention == 'flash' else 'unfused softmax (Megatron-LM 2021)'}",
         "balanced expert routing" if model.is_moe else "dense model",
     ]
-    return TrainingEstimate(
+    # model_construct: every field is computed here with the right type (validation
+    # would cost a third of an estimate in a search of thousands)
+    return TrainingEstimate.model_construct(
         model=model.name,
         gpu=system.name,
         num_gpus=n,

@@ -12,7 +12,9 @@ For one GPU count the search is a branch and bound over the shapes of
    step. The estimator's step time is never below it: stage times only add
    point-to-point sends and recomputation (which also repeats the forward
    collectives), the step adds data-parallel and optimizer time, and ``m max(t) + (sum(t) - max(t)) / vpp >= mean(t) (m + (pp - 1) / vpp)``.
-3. Shapes are estimated in increasing ``LB``; the search stops when the next
+3. Shapes are ordered first by a cheaper FLOPs bound (:func:`flops_lower_bound`),
+   which is replaced by ``LB`` when the shape comes up; shapes are estimated in
+   increasing ``LB``; the search stops when the next
    ``LB`` is no better than the k-th best step time found. The result is
    therefore the exhaustive optimum of the same cost model (tests check it on
    small instances).
@@ -36,6 +38,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
@@ -44,12 +47,14 @@ from ..cost.memory import RUNTIME_RESERVED_BYTES, state_bytes
 from ..cost.ops import LayerShape
 from ..cost.stage_costs import stage_costs
 from ..cost.training import (
+    _KEEP,
     PlanError,
     TrainingEstimate,
     TrainingPlan,
     _extra_time_cached,
     _key,
     _layer_table,
+    _model_flops_cached,
     _representatives_cached,
     _stages_cached,
     estimate_training,
@@ -136,17 +141,35 @@ class SearchSpace:
         return TrainingPlan(**fields)
 
 
+@lru_cache(maxsize=64)
+def _param_totals(mkey: int) -> tuple[float, float]:
+    """(dense params incl. embedding, LM head and final norm; routed-expert params) of a model."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    _, table = _layer_table(mkey)
+    dense = sum(t[0] for t in table) + model.embedding_params + model.lm_head_params + model.final_norm_params
+    return dense, sum(t[1] for t in table)
+
+
 def state_lower_bound(model: ModelSpec, shape: Shape, grad_fp32: bool = True) -> float:
     """Bytes per GPU of weights, gradients and optimizer states if every stage held
     an equal share (the most loaded stage holds at least this), plus the runtime reserve."""
-    _, table = _layer_table(_key(model))
-    dense = sum(t[0] for t in table) + model.embedding_params + model.lm_head_params + model.final_norm_params
-    expert = sum(t[1] for t in table)
+    dense, expert = _param_totals(_key(model))
     etp = shape.etp
     st = state_bytes(dense / (shape.tp * shape.pp), expert / (shape.ep * etp * shape.pp), shape.dp * shape.cp,
                      max(1, shape.tp * shape.cp * shape.dp // (shape.ep * etp)), shape.zero, shape.dtype,
                      4.0 if grad_fp32 else 2.0)
     return st.weights_bytes + st.gradients_bytes + st.optimizer_bytes + RUNTIME_RESERVED_BYTES
+
+
+def flops_lower_bound(model: ModelSpec, system: System, plan: TrainingPlan) -> float:
+    """A cheaper, looser step-time bound: the weight matmuls' FLOPs (``6 N_matmul``
+    per token, less 2 % for biases and norms counted in ``N``) at the dense peak,
+    spread over the GPUs, times the pipeline factor ``(m + (pp - 1) / vpp) / m``."""
+    matmul = _model_flops_cached(_key(model), 0)  # 6 N_matmul per token: no attention term at length 0
+    tokens = plan.global_batch * plan.seq_len
+    m = plan.num_microbatches
+    peak = system.accelerator.flops(plan.dtype)
+    return 0.98 * matmul * tokens / (plan.num_gpus * peak) * (m + (plan.pp - 1) / plan.vpp) / m
 
 
 def time_lower_bound(model: ModelSpec, system: System, plan: TrainingPlan) -> float:
@@ -169,8 +192,8 @@ def time_lower_bound(model: ModelSpec, system: System, plan: TrainingPlan) -> fl
 # recomputation for one shape
 # ---------------------------------------------------------------------------
 
-def min_recompute_per_stage(model: ModelSpec, system: System, plan: TrainingPlan,
-                            capacity: float | None = None) -> tuple[tuple[int, ...], TrainingEstimate] | None:
+def min_recompute_per_stage(model: ModelSpec, system: System, plan: TrainingPlan, capacity: float | None = None,
+                            peaks_without: list[float] | None = None) -> tuple[tuple[int, ...], TrainingEstimate] | None:
     """The fewest layers per stage to recompute fully (the first ones of each
     stage, Megatron's block method) so that every stage fits, with the estimate
     of that plan; ``None`` if even recomputing all of them does not.
@@ -180,12 +203,14 @@ def min_recompute_per_stage(model: ModelSpec, system: System, plan: TrainingPlan
     prefixes, which Megatron can express; its optimum is the shortest prefix
     whose savings cover the excess, found by walking the stage's layers.
     The result is checked with the estimator and a stage still over the limit
-    gets one more layer until it fits.
+    gets one more layer until it fits. ``peaks_without``: the per-stage peaks
+    of the same plan without recomputation, if already estimated.
     """
     cap = capacity if capacity is not None else system.accelerator.memory_bytes
-    base = plan.model_copy(update={"recompute": "full", "recompute_per_stage": (0,) * plan.pp})
-    est = estimate_training(model, system, base, per_stage_memory=True)
-    peaks = est.stage_peak_bytes or []
+    if peaks_without is None:
+        base = plan.model_copy(update={"recompute": "full", "recompute_per_stage": (0,) * plan.pp})
+        peaks_without = estimate_training(model, system, base, per_stage_memory=True).stage_peak_bytes or []
+    peaks = peaks_without
     costs = stage_costs(model, system, plan.model_copy(update={"recompute": "full"})) if plan.zero < 3 else None
     _, stages, _ = _stages_cached(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk)
     rec = []
@@ -221,8 +246,8 @@ def min_recompute_per_stage(model: ModelSpec, system: System, plan: TrainingPlan
     return None
 
 
-def _recompute_options(model: ModelSpec, system: System, shape: Shape, space: SearchSpace,
-                       counter: Counter) -> tuple[TrainingEstimate | None, float]:
+def _recompute_options(model: ModelSpec, system: System, shape: Shape, space: SearchSpace, counter: Counter,
+                       peaks_without: list[float] | None = None) -> tuple[TrainingEstimate | None, float]:
     """The fastest fitting recomputation the space allows (selective; the fewest
     fully recomputed layers per stage, or all of them), and the smallest peak seen."""
     cap = space.capacity
@@ -236,9 +261,10 @@ def _recompute_options(model: ModelSpec, system: System, shape: Shape, space: Se
             options.append(sel)
     if "full" in space.recompute:
         full_plan = space.plan(shape, "full")
-        found = min_recompute_per_stage(model, system, full_plan, cap) if space.partial_recompute else None
+        found = (min_recompute_per_stage(model, system, full_plan, cap, peaks_without) if space.partial_recompute
+                 else None)
         if found is not None:
-            counter["estimated"] += 2
+            counter["estimated"] += 1 if peaks_without is not None else 2
             part = found[1].model_copy(update={"stage_peak_bytes": None})
             options.append(part)
             smallest = min(smallest, part.memory.peak_bytes)
@@ -280,12 +306,12 @@ def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpac
             if res.min_state is None or lb_mem < res.min_state[0]:
                 res.min_state = (lb_mem, shape)
             continue
-        ranked.append((time_lower_bound(model, system, space.plan(shape)), shape))
+        ranked.append((flops_lower_bound(model, system, space.plan(shape)), shape))
     # A queue ordered by lower bound. A shape is first estimated without
     # recomputation; if that does not fit, its step time (a lower bound for every
     # recomputation choice) becomes its new bound and it waits for its turn again.
     first_phase = 0 if "none" in space.recompute else 1
-    queue = [(lb, first_phase, shape) for lb, shape in ranked]
+    queue = [(lb, -1, shape) for lb, shape in ranked]  # phase -1: only the FLOPs bound so far
     heapq.heapify(queue)
     heap: list[tuple[float, int, TrainingEstimate]] = []  # max-heap of the k best (negated times)
     done = 0
@@ -295,6 +321,9 @@ def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpac
         if len(heap) >= top and lb >= -heap[0][0]:
             res.pruned["bound: cannot beat the k-th best"] += 1 + len(queue)
             break
+        if phase == -1:  # tighten the bound with the layers' own times, then wait again
+            heapq.heappush(queue, (max(lb, time_lower_bound(model, system, space.plan(shape))), first_phase, shape))
+            continue
         if phase == 0:
             counter["estimated"] += 1
             est = estimate_training(model, system, space.plan(shape, "none"))

@@ -84,7 +84,8 @@ def parse_flops(value: object) -> float:
     return n
 
 
-_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+_TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0, "d": 86400.0,
+         "days": 86400.0}
 
 
 def parse_seconds(value: object) -> float:
@@ -92,7 +93,7 @@ def parse_seconds(value: object) -> float:
     n = _plain_number(value)
     if n is None:
         s = str(value).strip()
-        m = re.fullmatch(_NUM + r"\s*(?P<unit>s|ms|us|µs|ns|min|h)", s)
+        m = re.fullmatch(_NUM + r"\s*(?P<unit>s|ms|us|µs|ns|min|h|days|d)", s)
         if not m:
             raise UnitError(f"cannot read {value!r} as a time (e.g. '2 us', '300 ms')")
         n = float(m.group("num")) * _TIME[m.group("unit")]
