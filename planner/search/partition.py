@@ -45,6 +45,7 @@ interleaved, which no partition can beat.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 from ..cost.stage_costs import StageCosts
@@ -87,6 +88,7 @@ def solve_partition(costs: StageCosts, allow_recompute: bool, window: int | None
     """
     import pulp
 
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pulp(\..*)?")  # PuLP 3.x notes on 4.0
     t0 = time.perf_counter()
     L, C, pp, vpp, m = len(costs.kind), costs.pp * costs.vpp, costs.pp, costs.vpp, costs.num_microbatches
     kinds = range(len(costs.t_none))

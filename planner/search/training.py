@@ -541,7 +541,9 @@ def _why_infeasible(model: ModelSpec, system: System, per_count: dict[int, _Coun
         need, shape = best_need
         return (f"{model.name} does not fit on {gpus} x {system.name}: the leanest plan (tp {shape.tp}, pp {shape.pp},"
                 f" cp {shape.cp}, ep {shape.ep}, ZeRO-{shape.zero}, full recomputation) needs at least {_gb(need)} per GPU;"
-                f" {name} has {_gb(capacity)}")
+                f" {name} has {_gb(capacity)}"
+                + ("" if capacity >= system.accelerator.memory_bytes else
+                   f" usable (--max-memory of {_gb(system.accelerator.memory_bytes)})"))
     return f"no plan found for {model.name} on {gpus} x {system.name}"
 
 

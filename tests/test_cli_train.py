@@ -1,0 +1,122 @@
+"""`planner train` and `planner export` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from test_cli import assert_one_line_error, run
+
+JOB = ["train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--seq", "8192", "--gbs", "256"]
+ESTIMATE_FIELDS = {"step_time_s", "tokens_per_s", "mfu", "memory", "breakdown"}
+
+
+@pytest.fixture(scope="module")
+def result() -> dict:
+    r = run(*JOB, "--json", "--top", "4")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_json_best_and_alternatives(result: dict) -> None:
+    best = result["best"]
+    assert ESTIMATE_FIELDS <= set(best)
+    assert {"tp", "pp", "vpp", "cp", "ep", "dp", "micro_batch", "recompute", "zero", "dtype"} <= set(best)
+    assert best["tp"] * best["pp"] * best["cp"] * best["dp"] == 64
+    assert best["memory"]["peak_bytes"] <= best["memory"]["capacity_bytes"]
+    alts = result["alternatives"]
+    assert len(alts) == 3 and all(ESTIMATE_FIELDS <= set(a) for a in alts)
+    times = [best["step_time_s"]] + [a["step_time_s"] for a in alts]
+    assert times == sorted(times)
+    assert result["search"]["estimated"] > 0 and result["search"]["shapes"] >= result["search"]["estimated"] // 4
+    assert best["plan_document"]["schema"] == "planner.training-plan"
+
+
+def test_matches_estimate_train(result: dict) -> None:
+    """The search's numbers are the estimator's: re-estimating the chosen plan gives the same step time."""
+    b = result["best"]
+    plan = b["plan"]
+    if plan["layers_per_chunk"] is not None or plan["recompute_per_stage"] is not None:
+        pytest.skip("the chosen plan uses a field `estimate train` has no flag for")
+    r = run("estimate", "train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--tp", str(b["tp"]),
+            "--pp", str(b["pp"]), "--vpp", str(b["vpp"]), "--cp", str(b["cp"]), "--mbs", str(b["micro_batch"]),
+            "--gbs", "256", "--seq", "8192", "--recompute", b["recompute"], "--zero", str(b["zero"]), "--json",
+            *(["--sp"] if plan["sp"] else ["--no-sp"]))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["step_time_s"] == pytest.approx(b["step_time_s"], rel=1e-9)
+
+
+def test_tables_output() -> None:
+    r = run(*JOB, "--top", "3")
+    assert r.returncode == 0, r.stderr
+    for text in ("Best plan", "Top 3 plans", "MFU", "searched"):
+        assert text in r.stdout
+
+
+def test_export_megatron_flags() -> None:
+    r = run(*JOB, "--export", "megatron")
+    assert r.returncode == 0, r.stderr
+    for flag in ("--tensor-model-parallel-size", "--pipeline-model-parallel-size", "--micro-batch-size",
+                 "--global-batch-size 256", "--seq-length 8192"):
+        assert flag in r.stdout
+
+
+@pytest.mark.parametrize("target", ["torchtitan", "deepspeed", "slurm"])
+def test_export_other_targets(target: str) -> None:
+    r = run(*JOB, "--export", target)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+
+
+def test_export_saved_plan(result: dict, tmp_path: Path) -> None:
+    f = tmp_path / "plan.json"
+    f.write_text(json.dumps(result))
+    r = run("export", str(f), "--to", "megatron")
+    assert r.returncode == 0, r.stderr
+    assert f"--tensor-model-parallel-size {result['best']['tp']}" in r.stdout
+    doc = tmp_path / "doc.json"
+    doc.write_text(json.dumps(result["best"]["plan_document"]))
+    assert run("export", str(doc), "--to", "deepspeed").returncode == 0
+
+
+def test_batch_tokens_16m() -> None:
+    r = run("train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--seq", "8192", "--batch-tokens",
+            "2M", "--json", "--top", "1")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["best"]["plan"]["global_batch"] == 2 * 2**20 // 8192
+
+
+# ---- impossible jobs: one line, exit 2 ------------------------------------------------------
+
+def test_model_does_not_fit_anywhere() -> None:
+    assert_one_line_error(run("train", "--model", "llama-3.1-405b", "--gpu", "h100", "--gpus", "8", "--seq", "8192",
+                              "--gbs", "64"), "does not fit", "needs at least", "GB per GPU")
+
+
+def test_batch_not_divisible() -> None:
+    assert_one_line_error(run("train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--seq", "8192",
+                              "--batch-tokens", "1000000"), "not a multiple of --seq 8192")
+    # 37 GPUs: pp 37 exceeds the 32 layers, and dp 37 does not divide a batch of 5
+    assert_one_line_error(run("train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "37", "--seq", "4096",
+                              "--gbs", "5"), "no parallel layout of 37 GPUs")
+
+
+def test_sequence_too_long() -> None:
+    assert_one_line_error(run("train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--seq", "1000000",
+                              "--gbs", "8"), "exceeds", "131072")
+
+
+def test_bad_flags() -> None:
+    assert_one_line_error(run(*JOB[:-2]), "exactly one of --gbs")
+    assert_one_line_error(run(*JOB, "--objective", "deadline"), "needs --tokens and --deadline")
+    assert_one_line_error(run(*JOB, "--deadline", "soon", "--tokens", "1T"), "cannot read 'soon' as a time")
+    assert_one_line_error(run(*JOB, "--dtype", "fp8", "--gpu", "a100"), "FP8")
+    assert_one_line_error(run("export", "/nonexistent/plan.json", "--to", "megatron"), "not found")
+
+
+def test_deadline_and_budget_errors_say_by_how_much() -> None:
+    line = assert_one_line_error(run(*JOB, "--tokens", "15T", "--deadline", "1d"), "deadline is 1.0 days")
+    assert "needs" in line
+    assert_one_line_error(run(*JOB, "--tokens", "15T", "--budget", "1000"), "budget is $1,000")
