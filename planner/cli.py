@@ -521,17 +521,24 @@ def validate_training(
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="The reference folder "
                                              "[default: ../shared/reference]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    search: bool = typer.Option(False, "--search", help="Also search each Table 1 job and compare the planner's "
+                                "best plan with the published (t, p) plan."),
 ) -> None:
     """Predicted vs published Megatron-LM runs (Narayanan et al. 2021, Tables 1 and 2)."""
     from planner.validate import validate_training as run
+    from planner.validate import validate_training_search
 
     ref = reference if reference is not None else _default_reference()
     if not ref.is_dir():
         fail(f"reference folder {ref} not found (give it with --reference DIR; it is shared/reference beside "
              f"the checkout)")
     result = run(ref)
+    rows = validate_training_search(ref) if search else None
     if as_json:
-        print_json(result.model_dump(mode="json"))
+        out = result.model_dump(mode="json")
+        if rows is not None:
+            out["search"] = [r.model_dump(mode="json") for r in rows]
+        print_json(out)
         return
     t1 = _table("Table 1: per-GPU TFLOP/s (weak scaling, A100-80GB)", "model", "GPUs", "t", "p", "vpp", "mbs",
                 "published", "predicted", "error %", right=("GPUs", "t", "p", "vpp", "mbs", "published", "predicted",
@@ -550,6 +557,19 @@ def validate_training(
         console.print(t2)
         console.print(f"Table 2 MAPE {result.table2_mape_pct:.1f} %, max |error| "
                       f"{result.table2_max_abs_error_pct:.1f} %", highlight=False)
+    if rows is not None:
+        t3 = _table("Search vs the published plans (same GPUs, batch and 2021 technology)", "model", "GPUs",
+                    "published", "step s", "planner best", "step s", "faster %", "published rank",
+                    right=("GPUs", "step s", "faster %", "published rank"))
+        for r in rows:
+            t3.add_row(r.name, str(r.gpus), r.published_plan, f"{r.published_step_s:.2f}", r.best_plan,
+                       f"{r.best_step_s:.2f}", f"{r.speedup_pct:+.1f}", "-" if r.published_rank is None else
+                       str(r.published_rank))
+        console.print(t3)
+        ok = sum(r.accepted for r in rows)
+        console.print(f"{ok} of {len(rows)} rows: published (t, p) in the top 5 or within 5 % of the best; "
+                      f"the best is never slower than the published plan: "
+                      f"{all(r.best_step_s <= r.published_step_s * (1 + 1e-9) for r in rows)}", highlight=False)
 
 
 # ---------------------------------------------------------------------------

@@ -77,10 +77,18 @@ def _degrees(p: planner.TrainingPlan) -> str:
     return s
 
 
+def _layout(p: planner.TrainingPlan) -> str:
+    """``tp8 pp16/4 dp128`` (pp/vpp), cp and ep only when used."""
+    s = f"tp{p.tp} pp{p.pp}" + (f"/{p.vpp}" if p.vpp > 1 else "")
+    s += f" cp{p.cp}" if p.cp > 1 else ""
+    s += f" ep{p.ep}" + (f" etp{p.expert_tp}" if p.expert_tp > 1 else "") if p.ep > 1 else ""
+    return s + f" dp{p.dp}"
+
+
 def _recompute_label(p: planner.TrainingPlan) -> str:
     if p.recompute != "full" or p.recompute_per_stage is None:
         return p.recompute
-    return f"full, {sum(p.recompute_per_stage)} layers"
+    return f"full:{sum(p.recompute_per_stage)}"
 
 
 def _batch_tokens(text: str) -> int:
@@ -130,16 +138,20 @@ def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> 
         s.add_row("recomputed layers per stage", ",".join(map(str, best.plan.recompute_per_stage)))
     console.print(s)
 
-    t = _table(f"Top {1 + len(res.alternatives)} plans", "#", "GPUs", "tp", "pp", "vpp", "cp", "ep", "dp", "mbs",
-               "recompute", "ZeRO", "dtype", "step s", "MFU %", "headroom GB", "$/M tok",
-               right=("#", "GPUs", "tp", "pp", "vpp", "cp", "ep", "dp", "mbs", "ZeRO", "step s", "MFU %", "headroom GB",
-                      "$/M tok"))
-    for i, e in enumerate([best] + res.alternatives, start=1):
+    plans = [best] + res.alternatives
+    many_counts = len({e.num_gpus for e in plans}) > 1
+    many_dtypes = len({e.plan.dtype for e in plans}) > 1
+    cols = ["#"] + (["GPUs"] if many_counts else []) + ["layout", "mbs", "recompute", "ZeRO"] + (
+        ["dtype"] if many_dtypes else []) + ["step s", "MFU %", "free GB", "$/M tok"]
+    t = _table(f"Top {len(plans)} plans", *cols, right=("#", "GPUs", "mbs", "ZeRO", "step s", "MFU %", "free GB",
+                                                         "$/M tok"))
+    for i, e in enumerate(plans, start=1):
         p = e.plan
         c = res.cost_per_million_tokens(e)
-        t.add_row(str(i), str(e.num_gpus), str(p.tp), str(p.pp), str(p.vpp), str(p.cp), str(p.ep), str(p.dp),
-                  str(p.micro_batch), _recompute_label(p), str(p.zero), p.dtype, f"{e.step_time_s:.3f}",
-                  f"{100 * e.mfu:.1f}", _gb(e.memory.headroom_bytes), "-" if c is None else f"{c:.3f}")
+        row = [str(i)] + ([str(e.num_gpus)] if many_counts else []) + [
+            _layout(p), str(p.micro_batch), _recompute_label(p), str(p.zero)] + ([p.dtype] if many_dtypes else []) + [
+            f"{e.step_time_s:.3f}", f"{100 * e.mfu:.1f}", _gb(e.memory.headroom_bytes), "-" if c is None else f"{c:.3f}"]
+        t.add_row(*row)
     console.print(t)
     if res.pareto:
         f = _table("Pareto front: time vs cost (best plan per GPU count)", "GPUs", "plan", "tokens/s",
@@ -180,7 +192,9 @@ def train(
     top: int = typer.Option(5, "--top", help="How many plans to list."),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16, fp8, or auto (bf16 and fp8 where the GPU has it)."),
     pareto: bool = typer.Option(False, "--pareto", help="Also show the time vs cost front over GPU counts."),
-    max_memory: float = typer.Option(1.0, "--max-memory", help="Fraction of GPU memory a plan may use."),
+    max_memory: float = typer.Option(0.95, "--max-memory", help="Fraction of GPU memory a plan may use (the rest "
+                                     "is left for allocator fragmentation and framework buffers the model does not "
+                                     "count)."),
     price: Optional[float] = typer.Option(None, "--price", help="Dollars per GPU-hour [default: the GPU spec's]."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Skip the layer-partition MILP."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),

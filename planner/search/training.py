@@ -402,7 +402,7 @@ def _gpu_counts(system: System, gpus: int, objective: str) -> list[int]:
 def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int, *,
                     objective: Objective = "time", tokens: float | None = None, budget_usd: float | None = None,
                     deadline_s: float | None = None, top: int = 5, dtypes: tuple[str, ...] = ("bf16",),
-                    pareto: bool = False, refine: bool = True, max_memory_fraction: float = 1.0,
+                    pareto: bool = False, refine: bool = True, max_memory_fraction: float = 0.95,
                     price_per_gpu_hour: float | None = None, recompute: tuple[str, ...] = ("none", "selective", "full"),
                     partial_recompute: bool = True, zero_stages: tuple[int, ...] = (1, 3),
                     base: dict | None = None,
@@ -410,7 +410,10 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
     """Search the plan space (module docstring). ``global_batch`` is in sequences.
 
     ``recompute`` / ``partial_recompute`` / ``zero_stages`` / ``base``: see
-    :class:`SearchSpace`; ``refine``: run the partition MILP on the best plan.
+    :class:`SearchSpace`; ``refine``: run the partition MILP on the best plan;
+    ``max_memory_fraction``: the share of GPU memory a plan may use (default
+    0.95: 5 % left for allocator fragmentation and buffers the memory model
+    does not count).
     Raises :class:`InfeasibleError` naming the binding constraint when no plan fits.
     """
     t0 = time.perf_counter()
