@@ -18,9 +18,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# A representative planning job on built-in specs (Llama-3.1-70B on 64 H100s),
-# then the check against published Megatron-LM runs when the reference data is there.
+# A representative planning job on built-in specs (the best plan for Llama-3.1-70B on
+# 1,024 H100s, then one explicit plan estimated), then the check against published
+# Megatron-LM runs when the reference data is there.
 demo: $(STAMP)
+	$(BIN)/planner train --model llama-3.1-70b --gpu h100 --gpus 1024 --seq 8192 --gbs 1024 --tokens 15T
+	@echo
 	$(BIN)/planner estimate train --model llama-3.1-70b --gpu h100 --gpus 64 --tp 8 --pp 2 --mbs 1 --gbs 512 --seq 8192
 	@if [ -d "$(REFERENCE)/training" ]; then \
 		echo; $(BIN)/planner validate training --reference "$(REFERENCE)"; \

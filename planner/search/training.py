@@ -546,7 +546,7 @@ def _why_infeasible(model: ModelSpec, system: System, per_count: dict[int, _Coun
                 f" cp {shape.cp}, ep {shape.ep}, ZeRO-{shape.zero}, full recomputation) needs at least {_gb(need)} per GPU;"
                 f" {name} has {_gb(capacity)}"
                 + ("" if capacity >= system.accelerator.memory_bytes else
-                   f" usable (--max-memory of {_gb(system.accelerator.memory_bytes)})"))
+                   f" usable ({capacity / system.accelerator.memory_bytes:.0%} of {_gb(system.accelerator.memory_bytes)})"))
     return f"no plan found for {model.name} on {gpus} x {system.name}"
 
 
