@@ -210,5 +210,6 @@ def test_table1_search_never_slower_than_the_published_plans(reference_dir):
     assert len(rows) == 10
     for r in rows:
         assert r.best_step_s <= r.published_step_s * (1 + 1e-9), r
-    # the largest runs (where memory forces t = 8) are matched closely
-    assert all(r.accepted for r in rows if r.gpus >= 2520)
+    # from 76B up (where memory pushes towards t = 8) the published plan is in the top 5
+    assert all(r.accepted for r in rows if r.gpus >= 1024), [(r.name, r.speedup_pct) for r in rows]
+    assert sum(r.accepted for r in rows) >= 6

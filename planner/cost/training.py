@@ -244,7 +244,8 @@ def groups_for(system: System, plan: TrainingPlan) -> Groups:
         dp=per_domain(plan.dp, plan.tp * plan.cp),
         ep=per_domain(plan.ep, plan.expert_tp),
         etp=per_domain(plan.expert_tp, 1),
-        pp_cross_domain=plan.tp * plan.cp * plan.dp >= dom,
+        # any stage boundary that leaves the scale-up domain paces the pipeline (its stage is the slowest)
+        pp_cross_domain=plan.pp > 1 and plan.tp * plan.cp * plan.dp * plan.pp > dom,
     )
 
 

@@ -90,8 +90,12 @@ def cp_choices(model: ModelSpec, seq_len: int) -> list[int]:
 
 def enumerate_shapes(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int,
                      dtypes: tuple[str, ...] = ("bf16",), zero_stages: tuple[int, ...] = (1, 3),
-                     skipped: Counter | None = None) -> Iterator[Shape]:
-    """Every shape that satisfies the rules above (see the module docstring)."""
+                     skipped: Counter | None = None, even_layers: bool = False) -> Iterator[Shape]:
+    """Every shape that satisfies the rules above (see the module docstring).
+
+    ``even_layers``: only layouts whose model chunks hold equal layer counts
+    (``layers % (pp * vpp) == 0``), as Megatron-LM required before uneven
+    first / last stages and pipeline layouts existed."""
     skipped = skipped if skipped is not None else Counter()
     dom = system.node.scale_up_domain
     experts = model.moe.num_experts if model.moe else 1
@@ -103,7 +107,7 @@ def enumerate_shapes(model: ModelSpec, system: System, gpus: int, seq_len: int, 
             if gpus % (tp * cp):
                 continue
             for pp in _divisors(gpus // (tp * cp)):
-                if pp > model.num_layers:
+                if pp > model.num_layers or (even_layers and model.num_layers % pp):
                     continue
                 dp = gpus // (tp * cp * pp)
                 if global_batch % dp:
@@ -115,6 +119,8 @@ def enumerate_shapes(model: ModelSpec, system: System, gpus: int, seq_len: int, 
                     m = global_batch // (mbs * dp)
                     for vpp in VPP_CHOICES:
                         if vpp > 1 and (pp == 1 or m % pp or pp * vpp > model.num_layers):
+                            continue
+                        if even_layers and model.num_layers % (pp * vpp):
                             continue
                         for ep, etp in _expert_layouts(model, tp, cp, dp, dom, experts):
                             for zero in zero_stages:

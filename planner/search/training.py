@@ -115,6 +115,7 @@ class SearchSpace:
 
     ``recompute``: the recomputation modes allowed; ``partial_recompute``: with
     "full" allowed, whether only some layers per stage may be recomputed;
+    ``even_layers``: only layouts with equal layers per model chunk;
     ``base``: TrainingPlan fields fixed for every plan (e.g. ``attention``,
     ``sp``, ``grad_reduce_in_fp32``), overriding the search's defaults.
     """
@@ -125,6 +126,7 @@ class SearchSpace:
     zero_stages: tuple[int, ...] = (1, 3)
     recompute: tuple[str, ...] = ("none", "selective", "full")
     partial_recompute: bool = True
+    even_layers: bool = False
     base: tuple[tuple[str, object], ...] = ()
     capacity: float = 0.0
 
@@ -296,7 +298,7 @@ def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpac
                   progress: Callable[[int, int], None] | None) -> _CountResult:
     res = _CountResult()
     shapes = list(enumerate_shapes(model, system, gpus, space.seq_len, space.global_batch, space.dtypes,
-                                   space.zero_stages, skipped=res.pruned))
+                                   space.zero_stages, skipped=res.pruned, even_layers=space.even_layers))
     res.shapes = len(shapes)
     ranked = []
     for shape in shapes:
@@ -405,11 +407,11 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
                     pareto: bool = False, refine: bool = True, max_memory_fraction: float = 0.95,
                     price_per_gpu_hour: float | None = None, recompute: tuple[str, ...] = ("none", "selective", "full"),
                     partial_recompute: bool = True, zero_stages: tuple[int, ...] = (1, 3),
-                    base: dict | None = None,
+                    base: dict | None = None, even_layers: bool = False,
                     progress: Callable[[int, int], None] | None = None) -> TrainSearchResult:
     """Search the plan space (module docstring). ``global_batch`` is in sequences.
 
-    ``recompute`` / ``partial_recompute`` / ``zero_stages`` / ``base``: see
+    ``recompute`` / ``partial_recompute`` / ``zero_stages`` / ``base`` / ``even_layers``: see
     :class:`SearchSpace`; ``refine``: run the partition MILP on the best plan;
     ``max_memory_fraction``: the share of GPU memory a plan may use (default
     0.95: 5 % left for allocator fragmentation and buffers the memory model
@@ -432,6 +434,7 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
         raise PlanError(f"unknown plan fields {unknown}")
     space = SearchSpace(seq_len=seq_len, global_batch=global_batch, dtypes=tuple(dtypes), zero_stages=tuple(zero_stages),
                         recompute=tuple(recompute), partial_recompute=partial_recompute, base=base_items,
+                        even_layers=even_layers,
                         capacity=capacity)
     counter: Counter = Counter()
     counts = _gpu_counts(system, gpus, "time" if objective == "time" and not pareto else objective)
