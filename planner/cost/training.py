@@ -298,42 +298,69 @@ def _comm(op: Op, system: System, groups: Groups) -> float:
     return _coll(op.collective, op.bytes, size, system, per_dom)
 
 
-def _ops_time(ops: list[Op], system: System, dtype: str, groups: Groups, recompute: str) -> LayerTime:
+@dataclass(frozen=True)
+class _Compute:
+    """The kernels of a list of ops on one GPU, independent of groups and recomputation."""
+
+    fwd: float
+    bwd: float
+    selective_fwd: float  # forward time of the ops selective recomputation re-runs
+    attn_fwd: float
+    attn_bwd: float
+    comm_ops: tuple[Op, ...]
+
+
+def _compute(ops: list[Op], system: System, dtype: str) -> _Compute:
     acc = system.accelerator
-    fwd = bwd = rec = 0.0
-    fwd_comm: dict[str, float] = {}
-    attn_fwd = attn_bwd = 0.0
+    fwd = bwd = sel = attn_fwd = attn_bwd = 0.0
+    comm = []
     for op in ops:
         if op.kind == "gemm":
-            tf = float(gemm_time_s(op.m, op.n, op.k, acc, dtype, op.batch))
-            tb = float(gemm_time_s(op.m, op.k, op.n, acc, dtype, op.batch)) + float(
-                gemm_time_s(op.k, op.n, op.m, acc, dtype, op.batch)
-            )
+            tf = gemm_time_s(op.m, op.n, op.k, acc, dtype, op.batch)
+            tb = gemm_time_s(op.m, op.k, op.n, acc, dtype, op.batch) + gemm_time_s(op.k, op.n, op.m, acc, dtype, op.batch)
         elif op.kind == "attention":
             tf = attention_time_s(op.flops, acc, dtype)
             tb = attention_time_s(op.flops * op.bwd_factor, acc, dtype, backward=True)
             attn_fwd += tf
             attn_bwd += tb
         elif op.kind == "memory":
-            tf = float(memory_bound_time_s(op.bytes, acc, streaming=op.streaming))
-            tb = float(memory_bound_time_s(op.bytes * op.bwd_factor, acc, streaming=op.streaming))
+            tf = memory_bound_time_s(op.bytes, acc, streaming=op.streaming)
+            tb = memory_bound_time_s(op.bytes * op.bwd_factor, acc, streaming=op.streaming)
         else:
-            fwd_comm[op.group] = fwd_comm.get(op.group, 0.0) + _comm(op, system, groups)
+            comm.append(op)
             continue
-        fwd += tf
-        bwd += tb
-        if recompute == "selective" and op.selective:
-            rec += tf
-    if recompute == "full":
-        rec = fwd
-    bwd_comm = dict(fwd_comm)
-    if recompute == "full":
-        bwd_comm = {g: 2 * t for g, t in fwd_comm.items()}
-    # CP ring attention exchange hides behind the attention kernel.
+        fwd += float(tf)
+        bwd += float(tb)
+        if op.selective:
+            sel += float(tf)
+    return _Compute(fwd, bwd, sel, attn_fwd, attn_bwd, tuple(comm))
+
+
+def _with_comm(c: _Compute, system: System, groups: Groups, recompute: str) -> LayerTime:
+    """Add the collectives and recomputation to the kernels.
+
+    TP / EP collectives are on the critical path: once in forward, once (the
+    conjugate collective) in backward, and once more in the recomputed forward
+    under full recomputation. The CP ring exchange hides behind the attention
+    kernel it feeds: forward ``max(0, c - attn_fwd)``; backward sends K, V and
+    returns dK, dV (twice the bytes) behind the attention backward,
+    ``max(0, 2c - attn_bwd)``, plus the recomputed forward's own exchange.
+    """
+    fwd_comm: dict[str, float] = {}
+    for op in c.comm_ops:
+        fwd_comm[op.group] = fwd_comm.get(op.group, 0.0) + _comm(op, system, groups)
+    full = recompute == "full"
+    rec = c.fwd if full else (c.selective_fwd if recompute == "selective" else 0.0)
+    bwd_comm = {g: t * (2 if full else 1) for g, t in fwd_comm.items()}
     if "cp" in fwd_comm:
-        fwd_comm["cp"] = max(0.0, fwd_comm["cp"] - attn_fwd)
-        bwd_comm["cp"] = max(0.0, 2 * bwd_comm["cp"] / (2 if recompute == "full" else 1) - attn_bwd)
-    return LayerTime(fwd, bwd + rec, fwd_comm, bwd_comm, rec)
+        cp = fwd_comm["cp"]
+        fwd_comm["cp"] = max(0.0, cp - c.attn_fwd)
+        bwd_comm["cp"] = max(0.0, 2 * cp - c.attn_bwd) + (fwd_comm["cp"] if full else 0.0)
+    return LayerTime(c.fwd, c.bwd + rec, fwd_comm, bwd_comm, rec)
+
+
+def _ops_time(ops: list[Op], system: System, dtype: str, groups: Groups, recompute: str) -> LayerTime:
+    return _with_comm(_compute(ops, system, dtype), system, groups, recompute)
 
 
 def _cp_ops(model: ModelSpec, layer: int, sh: LayerShape) -> list[Op]:
@@ -348,13 +375,16 @@ def _cp_ops(model: ModelSpec, layer: int, sh: LayerShape) -> list[Op]:
     return [Op("cp_kv_exchange", "comm", bytes=shard * sh.cp, collective="all_gather", group="cp")]
 
 
-@lru_cache(maxsize=4096)
-def _layer_time_cached(mkey: int, skey: int, layer_sig: tuple, sh: LayerShape, dtype: str, recompute: str, groups: Groups) -> LayerTime:
+@lru_cache(maxsize=8192)
+def _compute_cached(mkey: int, skey: int, layer: int, sh: LayerShape, dtype: str) -> _Compute:
     model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
-    system: System = _KEEP[skey]  # type: ignore[assignment]
-    layer = layer_sig[0]
     ops = layer_ops(model, layer, sh) + _cp_ops(model, layer, sh)
-    return _ops_time(ops, system, dtype, groups, recompute)
+    return _compute(ops, _KEEP[skey], dtype)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=8192)
+def _layer_time_cached(mkey: int, skey: int, layer_sig: tuple, sh: LayerShape, dtype: str, recompute: str, groups: Groups) -> LayerTime:
+    return _with_comm(_compute_cached(mkey, skey, layer_sig[0], sh, dtype), _KEEP[skey], groups, recompute)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=4096)
@@ -441,7 +471,7 @@ def stage_layer_counts(num_layers: int, pp: int, vpp: int = 1, layers_per_chunk:
 
 def clear_caches() -> None:
     """Forget memoised layer times and collectives (benchmarks use it to time cold estimates)."""
-    for f in (_stages_cached, _layer_table, _layer_time_cached, _extra_time_cached, _act_cached,
+    for f in (_stages_cached, _layer_table, _layer_time_cached, _compute_cached, _extra_time_cached, _act_cached,
               _collective_cached, _constants_cached, _representatives_cached, _model_flops_cached, _layer_groups,
               _stage_param_sums, _stage_mix):
         f.cache_clear()
