@@ -678,52 +678,50 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=ab,
     )
     m = plan.num_microbatches
-    chunks, stage_layers, _ = _stages_cached(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk)
-    stage_sig_counts = _stage_mix(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk, plan.recompute,
+    mkey, skey = _key(model), _key(system)
+    chunks, stage_layers, _ = _stages_cached(mkey, plan.pp, plan.vpp, plan.layers_per_chunk)
+    stage_sig_counts = _stage_mix(mkey, plan.pp, plan.vpp, plan.layers_per_chunk, plan.recompute,
                                   plan.recompute_per_stage)
 
     # -- per-stage time per micro-batch ---------------------------------------
-    sig_of, table = _layer_table(_key(model))
     stage_t: list[float] = []
     parts_by_stage: list[dict[str, float]] = []
-    mkey, skey = _key(model), _key(system)
     reps = _representatives_cached(mkey)
     stage_counts: list[tuple] = []
-    seen: dict[tuple, dict[str, float]] = {}
-    for s, layers in enumerate(stage_layers):
-        counts = dict(stage_sig_counts[s])
+    layer_parts: list[float] = []  # the layers' share of each stage time (for the interleaved bubble)
+    seen: dict[tuple, tuple[dict[str, float], float, float]] = {}
+    comm_key = {"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}
+    t_p2p = 0.0
+    if plan.pp > 1:
+        # Megatron sends 1/tp of the activation per TP rank (scatter-gather optimisation, or SP's shard)
+        p2p_bytes = sh.tokens * model.hidden_size * ab / plan.tp
+        t_p2p = _coll("send_recv", p2p_bytes, 2, system, 1 if groups.pp_cross_domain else 2)
+    for s in range(plan.pp):
         first, last = s == 0, s == plan.pp - 1
         ckey = (stage_sig_counts[s], first, last)
         stage_counts.append(ckey)
-        if ckey in seen:  # stages with the same layers cost the same
-            parts = seen[ckey]
-            stage_t.append(sum(v for k, v in parts.items() if k != "_layers"))
-            parts_by_stage.append(parts)
-            continue
-        parts = {"compute": 0.0, "recompute": 0.0, "tp_comm": 0.0, "cp_comm": 0.0, "ep_comm": 0.0, "pp_p2p": 0.0}
-        for (sig, mode), n in counts.items():
-            lt = layer_time(model, system, reps[sig], sh, plan.dtype, mode, groups)
-            parts["compute"] += n * (lt.fwd_compute_s + lt.bwd_compute_s - lt.recompute_s)
-            parts["recompute"] += n * lt.recompute_s
-            for g, t in list(lt.fwd_comm.items()) + list(lt.bwd_comm.items()):
-                parts[{"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}[g]] += n * t
-        layer_part = sum(parts.values())
-        if first or last:
-            lt = _extra_time_cached(mkey, skey, sh, plan.dtype, first, last, groups)
-            parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s
-            parts["tp_comm"] += sum(lt.fwd_comm.values()) + sum(lt.bwd_comm.values())
-        parts["_layers"] = layer_part  # removed below; kept for the interleaved bubble
-        if plan.pp > 1:
-            # Megatron sends 1/tp of the activation per TP rank (scatter-gather optimisation, or SP's shard)
-            p2p_bytes = sh.tokens * model.hidden_size * ab / plan.tp
-            t_p2p = _coll("send_recv", p2p_bytes, 2, system, 1 if groups.pp_cross_domain else 2)
-            sends = (1 if first or last else 2) * plan.vpp  # fwd activation + bwd gradient per chunk
-            parts["pp_p2p"] = sends * t_p2p
-        seen[ckey] = parts
-        stage_t.append(sum(v for k, v in parts.items() if k != "_layers"))
-        parts_by_stage.append(parts)
-    layer_parts = [p["_layers"] for p in parts_by_stage]
-    parts_by_stage = [{k: v for k, v in p.items() if k != "_layers"} for p in parts_by_stage]
+        hit = seen.get(ckey)
+        if hit is None:  # stages with the same layers cost the same
+            parts = {"compute": 0.0, "recompute": 0.0, "tp_comm": 0.0, "cp_comm": 0.0, "ep_comm": 0.0, "pp_p2p": 0.0}
+            for (sig, mode), n in stage_sig_counts[s]:
+                lt = _layer_time_cached(mkey, skey, (reps[sig],), sh, plan.dtype, mode, groups)
+                parts["compute"] += n * (lt.fwd_compute_s + lt.bwd_compute_s - lt.recompute_s)
+                parts["recompute"] += n * lt.recompute_s
+                for g, t in lt.fwd_comm.items():
+                    parts[comm_key[g]] += n * t
+                for g, t in lt.bwd_comm.items():
+                    parts[comm_key[g]] += n * t
+            layer_part = sum(parts.values())
+            if first or last:
+                lt = _extra_time_cached(mkey, skey, sh, plan.dtype, first, last, groups)
+                parts["compute"] += lt.fwd_compute_s + lt.bwd_compute_s
+                parts["tp_comm"] += sum(lt.fwd_comm.values()) + sum(lt.bwd_comm.values())
+            # fwd activation + bwd gradient per chunk (one of them on the first / last stage)
+            parts["pp_p2p"] = (1 if first or last else 2) * plan.vpp * t_p2p
+            hit = seen[ckey] = (parts, sum(parts.values()), layer_part)
+        stage_t.append(hit[1])
+        parts_by_stage.append(hit[0])
+        layer_parts.append(hit[2])
     t_max = max(stage_t)
     slowest = stage_t.index(t_max)
     if plan.vpp == 1:  # 1F1B: (m - 1) t_max + sum(t)
@@ -814,7 +812,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     breakdown["dp_comm"] = dp_exposed
     breakdown["dp_comm_total"] = dp_s
     breakdown["optimizer"] = opt_s
-    constants = dict(_constants_cached(_key(system)))
+    constants = dict(_constants_cached(skey))
     assumptions = [
         "Megatron-LM semantics: bf16 weights, fp32 main gradients reduced in fp32, Adam states in fp32",
         f"ZeRO stage {plan.zero}" + (" (Megatron distributed optimizer)" if plan.zero == 1 else ""),
