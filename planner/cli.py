@@ -559,16 +559,17 @@ def validate_training(
                       f"{result.table2_max_abs_error_pct:.1f} %", highlight=False)
     if rows is not None:
         t3 = _table("Search vs the published plans (same GPUs, batch and 2021 technology)", "model", "GPUs",
-                    "published", "step s", "planner best", "step s", "faster %", "published rank",
-                    right=("GPUs", "step s", "faster %", "published rank"))
+                    "published", "step s", "best at its mbs", "faster %", "rank", "best, any mbs", "faster %",
+                    "rank", right=("GPUs", "step s", "faster %", "rank"))
         for r in rows:
             t3.add_row(r.name, str(r.gpus), r.published_plan, f"{r.published_step_s:.2f}", r.best_plan,
-                       f"{r.best_step_s:.2f}", f"{r.speedup_pct:+.1f}", "-" if r.published_rank is None else
-                       str(r.published_rank))
+                       f"{r.speedup_pct:+.1f}", "-" if r.published_rank is None else str(r.published_rank),
+                       r.free_best_plan, f"{r.free_speedup_pct:+.1f}",
+                       "-" if r.free_published_rank is None else str(r.free_published_rank))
         console.print(t3)
-        ok = sum(r.accepted for r in rows)
-        console.print(f"{ok} of {len(rows)} rows: published (t, p) in the top 5 or within 5 % of the best; "
-                      f"the best is never slower than the published plan: "
+        console.print(f"published (t, p) in the top 5 or within 5 % of the best: {sum(r.accepted for r in rows)} of "
+                      f"{len(rows)} rows at the published micro-batch, {sum(r.free_accepted for r in rows)} with the "
+                      f"micro-batch free; the best is never slower than the published plan: "
                       f"{all(r.best_step_s <= r.published_step_s * (1 + 1e-9) for r in rows)}", highlight=False)
 
 

@@ -210,9 +210,11 @@ def test_table1_search_never_slower_than_the_published_plans(reference_dir):
     assert len(rows) == 10
     for r in rows:
         assert r.best_step_s <= r.published_step_s * (1 + 1e-9), r
-    # from 76B up (where memory pushes towards t = 8) the published plan is in the top 5
-    assert all(r.accepted for r in rows if r.gpus >= 1024), [(r.name, r.speedup_pct) for r in rows]
-    assert sum(r.accepted for r in rows) >= 6
+        assert r.free_speedup_pct >= r.speedup_pct - 1e-9  # a free micro-batch can only help
+    # at the published micro-batch the published (t, p) is in the top 5 for all but 18.4B and 39.1B
+    assert sum(r.accepted for r in rows) >= 8, [(r.name, r.speedup_pct) for r in rows]
+    assert all(r.accepted for r in rows if r.gpus >= 1024 or r.gpus <= 128)
+    assert sum(r.free_accepted for r in rows) >= 6
 
 
 def test_partition_milp_with_two_layer_kinds_equals_brute_force(h100):

@@ -90,12 +90,14 @@ def cp_choices(model: ModelSpec, seq_len: int) -> list[int]:
 
 def enumerate_shapes(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int,
                      dtypes: tuple[str, ...] = ("bf16",), zero_stages: tuple[int, ...] = (1, 3),
-                     skipped: Counter | None = None, even_layers: bool = False) -> Iterator[Shape]:
+                     skipped: Counter | None = None, even_layers: bool = False,
+                     micro_batches: tuple[int, ...] = MICRO_BATCHES) -> Iterator[Shape]:
     """Every shape that satisfies the rules above (see the module docstring).
 
     ``even_layers``: only layouts whose model chunks hold equal layer counts
     (``layers % (pp * vpp) == 0``), as Megatron-LM required before uneven
-    first / last stages and pipeline layouts existed."""
+    first / last stages and pipeline layouts existed. ``micro_batches``: the
+    micro-batch sizes to try."""
     skipped = skipped if skipped is not None else Counter()
     dom = system.node.scale_up_domain
     experts = model.moe.num_experts if model.moe else 1
@@ -113,7 +115,7 @@ def enumerate_shapes(model: ModelSpec, system: System, gpus: int, seq_len: int, 
                 if global_batch % dp:
                     skipped["global batch not divisible by dp"] += 1
                     continue
-                for mbs in MICRO_BATCHES:
+                for mbs in micro_batches:
                     if global_batch % (mbs * dp):
                         continue
                     m = global_batch // (mbs * dp)

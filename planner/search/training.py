@@ -63,7 +63,7 @@ from ..cost.training import (
 )
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
-from .candidates import Shape, enumerate_shapes
+from .candidates import MICRO_BATCHES, Shape, enumerate_shapes
 
 Objective = Literal["time", "cost", "deadline"]
 GB = 1e9
@@ -116,6 +116,7 @@ class SearchSpace:
     ``recompute``: the recomputation modes allowed; ``partial_recompute``: with
     "full" allowed, whether only some layers per stage may be recomputed;
     ``even_layers``: only layouts with equal layers per model chunk;
+    ``micro_batches``: the micro-batch sizes tried;
     ``base``: TrainingPlan fields fixed for every plan (e.g. ``attention``,
     ``sp``, ``grad_reduce_in_fp32``), overriding the search's defaults.
     """
@@ -127,6 +128,7 @@ class SearchSpace:
     recompute: tuple[str, ...] = ("none", "selective", "full")
     partial_recompute: bool = True
     even_layers: bool = False
+    micro_batches: tuple[int, ...] = MICRO_BATCHES
     base: tuple[tuple[str, object], ...] = ()
     capacity: float = 0.0
 
@@ -298,7 +300,8 @@ def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpac
                   progress: Callable[[int, int], None] | None) -> _CountResult:
     res = _CountResult()
     shapes = list(enumerate_shapes(model, system, gpus, space.seq_len, space.global_batch, space.dtypes,
-                                   space.zero_stages, skipped=res.pruned, even_layers=space.even_layers))
+                                   space.zero_stages, skipped=res.pruned, even_layers=space.even_layers,
+                                   micro_batches=space.micro_batches))
     res.shapes = len(shapes)
     ranked = []
     for shape in shapes:
@@ -408,10 +411,12 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
                     price_per_gpu_hour: float | None = None, recompute: tuple[str, ...] = ("none", "selective", "full"),
                     partial_recompute: bool = True, zero_stages: tuple[int, ...] = (1, 3),
                     base: dict | None = None, even_layers: bool = False,
+                    micro_batches: tuple[int, ...] = MICRO_BATCHES,
                     progress: Callable[[int, int], None] | None = None) -> TrainSearchResult:
     """Search the plan space (module docstring). ``global_batch`` is in sequences.
 
-    ``recompute`` / ``partial_recompute`` / ``zero_stages`` / ``base`` / ``even_layers``: see
+    ``recompute`` / ``partial_recompute`` / ``zero_stages`` / ``base`` / ``even_layers`` /
+    ``micro_batches``: see
     :class:`SearchSpace`; ``refine``: run the partition MILP on the best plan;
     ``max_memory_fraction``: the share of GPU memory a plan may use (default
     0.95: 5 % left for allocator fragmentation and buffers the memory model
@@ -428,13 +433,15 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
     bad = [r for r in recompute if r not in ("none", "selective", "full")] or [z for z in zero_stages if z not in (0, 1, 2, 3)]
     if bad or not recompute or not zero_stages:
         raise PlanError(f"invalid recompute modes {recompute} or ZeRO stages {zero_stages}")
+    if not micro_batches or min(micro_batches) < 1:
+        raise PlanError(f"micro-batch sizes must be positive, got {tuple(micro_batches)}")
     base_items = tuple(sorted((base or {}).items()))
     unknown = [k for k, _ in base_items if k not in TrainingPlan.model_fields]
     if unknown:
         raise PlanError(f"unknown plan fields {unknown}")
     space = SearchSpace(seq_len=seq_len, global_batch=global_batch, dtypes=tuple(dtypes), zero_stages=tuple(zero_stages),
                         recompute=tuple(recompute), partial_recompute=partial_recompute, base=base_items,
-                        even_layers=even_layers,
+                        even_layers=even_layers, micro_batches=tuple(micro_batches),
                         capacity=capacity)
     counter: Counter = Counter()
     counts = _gpu_counts(system, gpus, "time" if objective == "time" and not pareto else objective)
