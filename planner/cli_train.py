@@ -77,6 +77,16 @@ def _degrees(p: planner.TrainingPlan) -> str:
     return s
 
 
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"{flag} takes whole numbers separated by commas, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{flag} is empty")
+    return values
+
+
 def _layout(p: planner.TrainingPlan) -> str:
     """``tp8 pp16/4 dp128`` (pp/vpp), cp and ep only when used."""
     s = f"tp{p.tp} pp{p.pp}" + (f"/{p.vpp}" if p.vpp > 1 else "")
@@ -197,6 +207,10 @@ def train(
                                      "count)."),
     price: Optional[float] = typer.Option(None, "--price", help="Dollars per GPU-hour [default: the GPU spec's]."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Skip the layer-partition MILP."),
+    mbs: Optional[str] = typer.Option(None, "--mbs", help="Micro-batch sizes to try, e.g. 1,2 [default: 1,2,4,8,16]."),
+    recompute: Optional[str] = typer.Option(None, "--recompute", help="Recomputation modes allowed, e.g. "
+                                            "selective,full [default: none,selective,full]."),
+    zero: Optional[str] = typer.Option(None, "--zero", help="ZeRO stages to try, e.g. 1 [default: 1,3]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     export_to: Optional[Target] = typer.Option(None, "--export", help="Print the best plan as launcher input."),
 ) -> None:
@@ -215,13 +229,20 @@ def train(
     n_tokens = _parse_amount(tokens, "--tokens") if tokens is not None else 1e12
     dtypes = ("bf16", "fp8") if dtype == "auto" and s.accelerator.has_native("fp8") else (
         ("bf16",) if dtype == "auto" else (dtype,))
+    options: dict[str, Any] = {}
+    if mbs is not None:
+        options["micro_batches"] = _int_list(mbs, "--mbs")
+    if recompute is not None:
+        options["recompute"] = tuple(x.strip() for x in recompute.split(",") if x.strip())
+    if zero is not None:
+        options["zero_stages"] = _int_list(zero, "--zero")
     progress = _LazyProgress(quiet=as_json or export_to is not None)
     try:
         res = planner.search_train(
             m, s, gpus, seq, gbs, objective=objective.value, tokens=n_tokens if (tokens or budget or deadline) else None,
             budget_usd=_parse_amount(budget, "--budget"), deadline_s=parse_seconds(deadline) if deadline else None,
             top=top, dtypes=dtypes, pareto=pareto, refine=not no_refine, max_memory_fraction=max_memory,
-            price_per_gpu_hour=price, progress=progress,
+            price_per_gpu_hour=price, progress=progress, **options,
         )
     finally:
         progress.close()

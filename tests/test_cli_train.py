@@ -120,3 +120,13 @@ def test_deadline_and_budget_errors_say_by_how_much() -> None:
     line = assert_one_line_error(run(*JOB, "--tokens", "15T", "--deadline", "1d"), "deadline is 1.0 days")
     assert "needs" in line
     assert_one_line_error(run(*JOB, "--tokens", "15T", "--budget", "1000"), "budget is $1,000")
+
+
+def test_pinned_choices() -> None:
+    r = run(*JOB, "--mbs", "2", "--zero", "1", "--recompute", "selective", "--json", "--top", "3")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for e in [d["best"], *d["alternatives"]]:
+        assert (e["plan"]["micro_batch"], e["plan"]["zero"], e["plan"]["recompute"]) == (2, 1, "selective")
+    assert_one_line_error(run(*JOB, "--recompute", "most"), "invalid recompute modes")
+    assert_one_line_error(run(*JOB, "--mbs", "one"), "--mbs takes whole numbers")
