@@ -175,7 +175,7 @@ def _all_scalars(*values) -> bool:
 
 
 def _gemm_time_scalar(m: float, n: float, k: float, batch: float, acc: Accelerator, dtype: str,
-                      c: ComputeConstants) -> float:
+                      c: ComputeConstants, weight_bytes: float | None = None) -> float:
     """:func:`gemm_time_s` for one GEMM shape, the same formula in ``math`` (about
     30x faster than numpy on scalars; a test checks both paths agree)."""
     if m * n * k * batch <= 0:
@@ -184,26 +184,30 @@ def _gemm_time_scalar(m: float, n: float, k: float, batch: float, acc: Accelerat
     tile_m = min(max(2.0 ** math.ceil(math.log2(max(m, 1.0))), TILE_M_MIN), TILE_M_MAX)
     tiles = math.ceil(m / tile_m) * math.ceil(n / TILE_N) * math.ceil(batch)
     t_comp = 2.0 * tile_m * TILE_N * (k + c.k_half) * (tiles + c.tiles_half) / (acc.flops(dtype) * c.e_max)
-    t_mem = dtype_bytes * (m * k + k * n + m * n) * batch / (acc.hbm_bandwidth_bytes_per_s * c.bw_eff)
+    wb = dtype_bytes if weight_bytes is None else weight_bytes
+    t_mem = (dtype_bytes * (m * k + m * n) + wb * k * n) * batch / (acc.hbm_bandwidth_bytes_per_s * c.bw_eff)
     hi, lo = max(t_comp, t_mem), min(t_comp, t_mem)
     return c.launch_s + hi * (1.0 + (lo / hi) ** SMOOTH_P) ** (1.0 / SMOOTH_P)
 
 
 def gemm_time_s(m, n, k, acc: Accelerator, dtype: str = "bf16", batch=1,
-                constants: ComputeConstants | None = None) -> float | np.ndarray:
+                constants: ComputeConstants | None = None, weight_bytes: float | None = None) -> float | np.ndarray:
     """Time of ``batch`` GEMMs ``[m x k] @ [k x n]`` (formula in the module docstring).
 
-    ``constants`` overrides the family's fitted constants (for fitting)."""
+    ``constants`` overrides the family's fitted constants (for fitting);
+    ``weight_bytes`` the bytes per element of the ``[k x n]`` weight when it
+    differs from ``dtype`` (weight-only quantization: int4 weights, bf16 math)."""
     c = constants or constants_for(acc)
     if _all_scalars(m, n, k, batch):
-        return _gemm_time_scalar(float(m), float(n), float(k), float(batch), acc, dtype, c)
+        return _gemm_time_scalar(float(m), float(n), float(k), float(batch), acc, dtype, c, weight_bytes)
     mm, nn, kk, bb = _dims("gemm_time_s", m=m, n=n, k=k, batch=batch)
     dtype_bytes = _dtype_bytes(dtype)
     peak, bw = acc.flops(dtype), acc.hbm_bandwidth_bytes_per_s
     tile_m = np.clip(2.0 ** np.ceil(np.log2(np.maximum(mm, 1.0))), TILE_M_MIN, TILE_M_MAX)
     tiles = np.ceil(mm / tile_m) * np.ceil(nn / TILE_N) * np.ceil(bb)
     t_comp = 2.0 * tile_m * TILE_N * (kk + c.k_half) * (tiles + c.tiles_half) / (peak * c.e_max)
-    t_mem = dtype_bytes * (mm * kk + kk * nn + mm * nn) * bb / (bw * c.bw_eff)
+    wb = dtype_bytes if weight_bytes is None else weight_bytes
+    t_mem = (dtype_bytes * (mm * kk + mm * nn) + wb * kk * nn) * bb / (bw * c.bw_eff)
     hi, lo = np.maximum(t_comp, t_mem), np.minimum(t_comp, t_mem)
     smooth_max = hi * (1.0 + (lo / hi) ** SMOOTH_P) ** (1.0 / SMOOTH_P)  # (t_comp^p + t_mem^p)^(1/p)
     t = np.where(mm * nn * kk * bb > 0, c.launch_s + smooth_max, 0.0)

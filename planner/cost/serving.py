@@ -1,0 +1,483 @@
+"""Serving: prefill and decode iteration times, memory and KV capacity, TTFT / TPOT.
+
+A serving *worker* (one engine instance) runs on ``tp x dp x pp`` GPUs:
+attention is tensor-parallel over ``tp`` and data-parallel over ``dp``
+("attention DP": each of the ``dp`` groups attends to its own share of the
+running requests); MoE experts are spread over the same ``tp x dp`` GPUs as
+``moe_tp x ep``; ``pp`` pipeline stages split the layers.
+
+Per GPU and per iteration (formulas in the functions below):
+
+* **Decode step** at batch ``B`` (running requests) and mean context ``c``:
+  the weight GEMMs at ``m = B / dp`` tokens (weight-read bound at small B,
+  :func:`~planner.cost.compute.gemm_time_s` with the quantized weight bytes),
+  the attention kernel reading ``B / dp`` requests' KV cache (GQA heads split
+  over ``tp``; the MLA latent is not split, its absorbed attention is also
+  timed as FLOPs), routed experts (``E_local (1 - (1 - 1/E)^(B k))`` experts
+  touched, each at ``B k / E`` tokens), norms, the LM head, TP all-reduces and
+  MoE all-to-alls from the comm model, plus a per-step engine overhead.
+* **Prefill** of ``n`` requests of ``isl`` tokens: the training operators'
+  forward pass (:func:`planner.cost.ops.layer_ops`, causal FlashAttention) at
+  the precision's GEMM rate, plus a per-prefill engine overhead.
+* **Closed loop at concurrency C** (how the measured runs were made: a
+  finished request is replaced at once): requests complete at
+  ``lambda = C / (TTFT + (osl - 1) TPOT)``; prefills take a share
+  ``rho = lambda T_pf`` of the GPU time, so decode iterations run in the rest,
+  ``TPOT = t_dec(C) / (1 - rho)``; a new request waits for the iteration in
+  flight and for the prefills queued before it (an M/D/1 wait at utilisation
+  ``rho``), ``TTFT = T_pf + t_dec / 2 + rho T_pf / (2 (1 - rho))``. The fixed
+  point in ``lambda`` is found by iteration.
+* **Disaggregated**: prefill workers batch ``prefill_batch`` requests; the KV
+  cache goes to the decode worker over the network; decode workers run at
+  ``decode_batch``. TTFT = queueing + batched prefill + transfer; TPOT the
+  decode step.
+
+Per-backend constants (engine overheads, a decode efficiency) are fitted on
+the H100 / H200 rows of ``shared/reference/serving/measured_serving.csv`` by
+``scripts/fit_serving.py``; Blackwell rows are report-only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..specs.hardware import System
+from ..specs.model import ModelSpec
+from .comm import collective_time_s
+from .compute import gemm_time_s, memory_bound_time_s
+from .ops import LayerShape, layer_ops
+from .training import _compute, _key, _KEEP
+
+Precision = Literal["bf16", "fp16", "fp8", "int4", "fp4"]
+Backend = Literal["trtllm", "vllm", "sglang"]
+
+#: bytes per weight element of the quantized linear layers (NVFP4: 4 bits plus an
+#: fp8 scale per 16 values; int4 AWQ/GPTQ: 4 bits plus a 16-bit scale per 128).
+WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int4": 0.5 + 2.0 / 128, "fp4": 0.5 + 1.0 / 16}
+#: the GEMM math each precision runs (int4 is weight-only: bf16 math)
+GEMM_DTYPE = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int4": "bf16", "fp4": "fp4"}
+
+
+@dataclass(frozen=True)
+class BackendConstants:
+    """Engine behaviour not in the kernels (fitted, see the module docstring).
+
+    Decode step: ``t_step = kernel_eff * kernels + comm_eff * collectives + step_overhead_s``;
+    with prefills mixed in (chunked prefill), ``TPOT = t_step + prefill_mix * rho * TPOT``
+    (the prefill work that lands in each iteration, ``prefill_mix < 1`` where it
+    overlaps the decode's memory-bound kernels).
+    First token in the closed loop: ``TTFT = ttft_prefill * T_pf + ttft_cycle / lambda
+    + ttft_queue * T_pf rho / (1 - rho) + ttft_admit * C * TPOT + ttft_overhead_s``:
+    the prefill itself, a wait proportional to the time between request
+    completions, an M/D/1 queue behind other prefills, and admission behind the
+    requests that arrived in the same burst (a share of C decode iterations).
+    """
+
+    kernel_eff: float
+    comm_eff: float
+    step_overhead_s: float
+    prefill_mix: float
+    ttft_prefill: float
+    ttft_cycle: float
+    ttft_queue: float
+    ttft_admit: float
+    ttft_overhead_s: float
+    mem_fraction: float  # share of GPU memory the engine takes for weights + KV
+    kv_fp8_when_quantized: bool  # KV cache in fp8 when weights are fp8 / fp4
+
+
+#: Fitted by scripts/fit_serving.py on the h100_sxm / h200_sxm rows of
+#: shared/reference/serving/measured_serving.csv (calibration split only; 779
+#: trtllm, 555 vllm, 236 sglang rows). Memory fractions and KV dtypes are the
+#: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
+#: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
+_FITTED = {
+    "trtllm": dict(kernel_eff=0.9358, comm_eff=0.1711, step_overhead_s=0.001675, prefill_mix=0.95, ttft_prefill=1.764,
+                   ttft_cycle=0, ttft_queue=0.5244, ttft_admit=0.07716, ttft_overhead_s=0.08559),
+    "vllm": dict(kernel_eff=0.7, comm_eff=1.241, step_overhead_s=0, prefill_mix=0.5865, ttft_prefill=1.546, ttft_cycle=0,
+                 ttft_queue=0.03062, ttft_admit=0.06883, ttft_overhead_s=0.02407),
+    "sglang": dict(kernel_eff=0.7762, comm_eff=0.04305, step_overhead_s=0.005429, prefill_mix=0.6765, ttft_prefill=0.8,
+                   ttft_cycle=0, ttft_queue=1.383, ttft_admit=0.08039, ttft_overhead_s=0.2417),
+}
+BACKENDS: dict[str, BackendConstants] = {
+    "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
+    "vllm": BackendConstants(**_FITTED["vllm"], mem_fraction=0.9, kv_fp8_when_quantized=False),
+    "sglang": BackendConstants(**_FITTED["sglang"], mem_fraction=0.88, kv_fp8_when_quantized=False),
+}
+
+#: activation workspace a worker reserves (max batched tokens x hidden x a few buffers)
+MAX_BATCHED_TOKENS = 8192
+
+
+class ServingError(ValueError):
+    """A serving plan that cannot run (degrees, memory, concurrency)."""
+
+
+class ServingPlan(BaseModel):
+    """How one serving worker is laid out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tp: int = Field(1, ge=1, description="attention tensor parallel size")
+    dp: int = Field(1, ge=1, description="attention data parallel size (DP attention)")
+    pp: int = Field(1, ge=1, description="pipeline stages")
+    ep: int | None = Field(None, ge=1, description="expert parallel size [default: tp x dp for MoE]")
+    moe_tp: int | None = Field(None, ge=1, description="expert tensor parallel size [default: tp x dp / ep]")
+    precision: Precision = "bf16"
+    kv_dtype: Literal["auto", "bf16", "fp16", "fp8"] = "auto"
+    backend: Backend = "trtllm"
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.dp * self.pp
+
+    def expert_layout(self, model: ModelSpec) -> tuple[int, int]:
+        """(ep, moe_tp) over the tp x dp GPUs of a stage."""
+        mesh = self.tp * self.dp
+        if not model.is_moe:
+            return 1, 1
+        ep = self.ep if self.ep is not None else (mesh // self.moe_tp if self.moe_tp else mesh)
+        moe_tp = self.moe_tp if self.moe_tp is not None else max(1, mesh // ep)
+        return ep, moe_tp
+
+
+class ServingMemory(BaseModel):
+    weights_bytes: float
+    workspace_bytes: float
+    kv_bytes_per_token: float = Field(description="KV cache bytes per token on one GPU")
+    kv_capacity_tokens: int = Field(description="tokens of KV cache one worker holds")
+    max_concurrency: int = Field(description="requests of isl + osl tokens that fit at once")
+    capacity_bytes: float
+    usable_bytes: float
+
+
+class ServingEstimate(BaseModel):
+    model: str
+    gpu: str
+    plan: ServingPlan
+    mode: Literal["agg", "disagg"]
+    isl: int
+    osl: int
+    concurrency: int
+    ttft_ms: float
+    tpot_ms: float
+    tokens_per_s_per_gpu: float
+    tokens_per_s_per_user: float
+    requests_per_s: float
+    fits: bool
+    memory: ServingMemory
+    breakdown: dict[str, float] = Field(description="seconds: prefill, decode step, waits")
+    constants: dict[str, float]
+    assumptions: list[str]
+
+
+# ---------------------------------------------------------------------------
+# checks and memory
+# ---------------------------------------------------------------------------
+
+def check_serving_plan(model: ModelSpec, system: System, plan: ServingPlan) -> None:
+    mesh = plan.tp * plan.dp
+    if model.num_heads % plan.tp:
+        raise ServingError(f"tp {plan.tp} does not divide the {model.num_heads} attention heads of {model.name}")
+    if plan.pp > model.num_layers:
+        raise ServingError(f"pp {plan.pp} exceeds the {model.num_layers} layers of {model.name}")
+    if model.is_moe:
+        ep, moe_tp = plan.expert_layout(model)
+        if ep * moe_tp != mesh:
+            raise ServingError(f"ep {ep} x moe_tp {moe_tp} = {ep * moe_tp} must equal tp x dp = {mesh}")
+        if model.moe.num_experts % ep:  # type: ignore[union-attr]
+            raise ServingError(f"ep {ep} does not divide the {model.moe.num_experts} experts of {model.name}")  # type: ignore[union-attr]
+    elif plan.ep not in (None, 1):
+        raise ServingError(f"ep {plan.ep} given but {model.name} has no experts")
+    if plan.precision == "fp8" and not system.accelerator.has_native("fp8"):
+        raise ServingError(f"{system.accelerator.name} has no FP8 tensor cores; use bf16 or int4")
+
+
+def kv_dtype_bytes(plan: ServingPlan) -> float:
+    if plan.kv_dtype != "auto":
+        return 1.0 if plan.kv_dtype == "fp8" else 2.0
+    quant = plan.precision in ("fp8", "fp4")
+    return 1.0 if quant and BACKENDS[plan.backend].kv_fp8_when_quantized else 2.0
+
+
+def kv_bytes_per_token_per_gpu(model: ModelSpec, plan: ServingPlan) -> float:
+    """KV bytes one token adds on one GPU holding it (GQA heads split over tp, not
+    below one head; the MLA latent is replicated over tp); layers split over pp."""
+    b = kv_dtype_bytes(plan)
+    per_layer = model.kv_bytes_per_token_per_layer(b)
+    if not model.mla:
+        per_layer *= max(1, model.num_kv_heads // plan.tp) / model.num_kv_heads
+    return per_layer * _kv_layers(model) / plan.pp
+
+
+def _kv_layers(model: ModelSpec) -> float:
+    """Layers that keep a KV cache growing with the context (linear-attention layers keep a fixed state)."""
+    return sum(1 for k in model.layer_attention if k != "linear")
+
+
+def weight_bytes_per_gpu(model: ModelSpec, plan: ServingPlan) -> float:
+    """Quantized linear weights, 16-bit embeddings / LM head / norms, on one GPU of the busiest stage."""
+    wb = WEIGHT_BYTES[plan.precision]
+    ep, moe_tp = plan.expert_layout(model)
+    dense = expert = 0.0
+    for i in range(model.num_layers):
+        total = model.layer_params(i)
+        if model.is_moe_layer(i):
+            routed, _ = model.moe_params()
+            dense += total - routed
+            expert += routed
+        else:
+            dense += total
+    embed = model.embedding_params + model.lm_head_params
+    return (dense / plan.tp * wb + expert / (ep * moe_tp) * wb) / plan.pp + embed / plan.tp * 2.0
+
+
+def serving_memory(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int) -> ServingMemory:
+    consts = BACKENDS[plan.backend]
+    cap = system.accelerator.memory_bytes
+    usable = cap * consts.mem_fraction
+    weights = weight_bytes_per_gpu(model, plan)
+    workspace = MAX_BATCHED_TOKENS * model.hidden_size * 2.0 * 8 / plan.tp + 2**30  # buffers + CUDA graphs, NCCL
+    kv_tok = kv_bytes_per_token_per_gpu(model, plan)
+    free = max(0.0, usable - weights - workspace)
+    # attention DP: each dp group holds its own requests' KV, so tokens add up over dp
+    tokens = int(free / kv_tok) * plan.dp if kv_tok > 0 else 0
+    return ServingMemory(weights_bytes=weights, workspace_bytes=workspace, kv_bytes_per_token=kv_tok,
+                         kv_capacity_tokens=tokens, max_concurrency=tokens // max(1, isl + osl),
+                         capacity_bytes=cap, usable_bytes=usable)
+
+
+# ---------------------------------------------------------------------------
+# decode step
+# ---------------------------------------------------------------------------
+
+def _coll(kind: str, nbytes: float, group: int, system: System) -> float:
+    if group <= 1 or nbytes <= 0:
+        return 0.0
+    dom = system.node.scale_up_domain
+    return float(collective_time_s(kind, nbytes, group, system, ranks_per_domain=min(group, dom)))
+
+
+@lru_cache(maxsize=65536)
+def _decode_layer_s(mkey: int, skey: int, layer: int, plan: ServingPlan, batch: int, context: int) -> dict[str, float]:
+    """One layer of one decode step on one GPU: {kind: seconds}."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    system: System = _KEEP[skey]  # type: ignore[assignment]
+    acc = system.accelerator
+    dt, wb = GEMM_DTYPE[plan.precision], WEIGHT_BYTES[plan.precision]
+    h, tp = model.hidden_size, plan.tp
+    m = max(1, math.ceil(batch / plan.dp))  # tokens on one GPU's attention
+
+    def gemm(mm: float, n: float, k: float, b: float = 1) -> float:
+        return float(gemm_time_s(int(mm), int(n), int(k), acc, dt, int(b), weight_bytes=wb))
+
+    out = {"gemm": 0.0, "attention": 0.0, "moe": 0.0, "memory": 0.0, "comm": 0.0}
+    kind = model.layer_attention[layer]
+    out["memory"] += 2 * float(memory_bound_time_s(m * h * 2.0 * 2, acc))  # two norms
+    if kind == "linear":
+        la = model.linear_attention
+        assert la is not None
+        k_dim, v_dim = la.num_key_heads * la.key_head_dim, la.num_value_heads * la.value_head_dim
+        out["gemm"] += gemm(m, (2 * k_dim + 2 * v_dim + 2 * la.num_value_heads) / tp, h) + gemm(m, h, v_dim / tp)
+        state = m * la.num_value_heads / tp * la.key_head_dim * la.value_head_dim * 4.0  # fp32 state read + write
+        out["attention"] += float(memory_bound_time_s(2 * state, acc))
+    else:
+        kvb = kv_dtype_bytes(plan)
+        if model.mla:
+            ml = model.mla
+            qk = ml.qk_nope_head_dim + ml.qk_rope_head_dim
+            if ml.q_lora_rank:
+                out["gemm"] += gemm(m, ml.q_lora_rank, h) + gemm(m, model.num_heads * qk / tp, ml.q_lora_rank)
+            else:
+                out["gemm"] += gemm(m, model.num_heads * qk / tp, h)
+            out["gemm"] += gemm(m, ml.kv_lora_rank + ml.qk_rope_head_dim, h)
+            # absorbed MLA decode: q and o through the latent (two batched GEMMs per head)
+            heads = model.num_heads / tp
+            out["gemm"] += 2 * gemm(m, ml.kv_lora_rank, ml.qk_nope_head_dim, heads)
+            lat = ml.kv_lora_rank + ml.qk_rope_head_dim
+            kv_read = m * context * lat * kvb
+            flops = 2.0 * m * heads * context * (lat + ml.kv_lora_rank)
+        else:
+            kv_heads = max(1, model.num_kv_heads // tp)
+            q_out = model.q_dim * (2 if model.attn_output_gate else 1)
+            out["gemm"] += gemm(m, (q_out + 2 * model.kv_dim) / tp, h)
+            s_kv = min(context, model.sliding_window) if kind == "sliding" and model.sliding_window else context
+            kv_read = m * s_kv * 2 * kv_heads * model.head_dim * kvb
+            flops = 2.0 * m * (model.num_heads / tp) * s_kv * 2 * model.head_dim
+        t_mem = float(memory_bound_time_s(kv_read, acc))
+        t_fl = flops / (acc.flops("bf16") * 0.5)
+        out["attention"] += max(t_mem, t_fl)
+        out["gemm"] += gemm(m, h, model.attn_out_dim / tp)
+    if tp > 1:
+        out["comm"] += _coll("all_reduce", m * h * 2.0, tp, system)
+    if model.is_moe_layer(layer):
+        moe = model.moe
+        assert moe is not None
+        ep, moe_tp = plan.expert_layout(model)
+        tokens = batch  # every token of the worker reaches the expert mesh
+        local = moe.num_experts / ep
+        touched = local * (1.0 - (1.0 - 1.0 / moe.num_experts) ** (tokens * moe.top_k))
+        per_expert = max(1.0, tokens * moe.top_k / moe.num_experts * local / max(touched, 1e-9))
+        f = moe.expert_intermediate_size / moe_tp
+        up = f * (2 if model.gated_mlp else 1)
+        out["moe"] += gemm(m, moe.num_experts, h)  # router
+        out["moe"] += gemm(per_expert, up, h, max(1, round(touched))) + gemm(per_expert, h, f, max(1, round(touched)))
+        if moe.num_shared_experts:
+            w = moe.num_shared_experts * moe.shared_intermediate_size / tp
+            out["gemm"] += gemm(m, w * (2 if model.gated_mlp else 1), h) + gemm(m, h, w)
+        a2a = m * moe.top_k * h * 2.0
+        if ep > 1:
+            out["comm"] += 2 * _coll("all_to_all", a2a, ep, system)
+        if moe_tp > 1:
+            out["comm"] += _coll("all_reduce", m * h * 2.0, moe_tp, system)
+    else:
+        f = model.intermediate_size / tp
+        out["gemm"] += gemm(m, f * (2 if model.gated_mlp else 1), h) + gemm(m, h, f)
+        if tp > 1:
+            out["comm"] += _coll("all_reduce", m * h * 2.0, tp, system)
+    return out
+
+
+def decode_step_s(model: ModelSpec, system: System, plan: ServingPlan, batch: int, context: int) -> dict[str, float]:
+    """One decode iteration of a worker at ``batch`` running requests of mean ``context`` tokens."""
+    mkey, skey = _key(model), _key(system)
+    consts = BACKENDS[plan.backend]
+    parts = {"gemm": 0.0, "attention": 0.0, "moe": 0.0, "memory": 0.0, "comm": 0.0}
+    sigs: dict[tuple, list[int]] = {}
+    for i in range(model.num_layers):
+        sigs.setdefault((model.layer_attention[i], model.is_moe_layer(i)), []).append(i)
+    ctx = int(round(context / 64.0)) * 64 or 64  # cache-friendly rounding (64-token blocks)
+    for layers in sigs.values():
+        t = _decode_layer_s(mkey, skey, layers[0], plan, batch, ctx)
+        for k, v in t.items():
+            parts[k] += v * len(layers)
+    m = max(1, math.ceil(batch / plan.dp))
+    acc = system.accelerator
+    parts["gemm"] += float(gemm_time_s(m, -(-model.vocab_size // plan.tp), model.hidden_size, acc, "bf16", 1))
+    comm = parts.pop("comm")
+    if plan.pp > 1:
+        comm += (plan.pp - 1) * _coll("send_recv", m * model.hidden_size * 2.0, 2, system)
+    kernels = sum(parts.values())
+    return {"kernels_raw": kernels, "comm_raw": comm,
+            "step": consts.kernel_eff * kernels + consts.comm_eff * comm + consts.step_overhead_s,
+            **{f"decode_{k}": v for k, v in parts.items()}, "decode_comm": comm}
+
+
+# ---------------------------------------------------------------------------
+# prefill
+# ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=8192)
+def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, isl: int) -> float:
+    """Forward pass of ``requests`` prompts of ``isl`` tokens on one attention-DP group."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    system: System = _KEEP[skey]  # type: ignore[assignment]
+    ep, moe_tp = plan.expert_layout(model)
+    sh = LayerShape(micro_batch=requests, seq_len=isl, tp=plan.tp, ep=ep, etp=moe_tp, sp=False, attention="flash",
+                    act_bytes=2.0)
+    dt = GEMM_DTYPE[plan.precision]
+    total = 0.0
+    sigs: dict[tuple, list[int]] = {}
+    for i in range(model.num_layers):
+        sigs.setdefault((model.layer_attention[i], model.is_moe_layer(i)), []).append(i)
+    for layers in sigs.values():
+        c = _compute(layer_ops(model, layers[0], sh), system, dt)
+        comm = 0.0
+        for op in c.comm_ops:
+            group = {"tp": plan.tp, "ep": ep, "etp": moe_tp}.get(op.group, 1)
+            comm += _coll(op.collective, op.bytes, group, system)
+        total += (c.fwd + comm) * len(layers)
+    acc = system.accelerator
+    total += float(gemm_time_s(requests, -(-model.vocab_size // plan.tp), model.hidden_size, acc, "bf16", 1))
+    return total + (plan.pp - 1) * _coll("send_recv", requests * isl * model.hidden_size * 2.0 / plan.tp, 2, system)
+
+
+def prefill_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> float:
+    """Kernel time to prefill ``requests`` prompts together (spread over the attention-DP groups)."""
+    per_group = max(1, math.ceil(requests / plan.dp))
+    return _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)
+
+
+# ---------------------------------------------------------------------------
+# closed loop
+# ---------------------------------------------------------------------------
+
+def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: BackendConstants
+                ) -> tuple[float, float, float, float]:
+    """(TTFT, TPOT, request rate, prefill share) at a fixed concurrency: the fixed point of
+    ``lambda = C / (TTFT + (osl - 1) TPOT)`` with ``rho = lambda T_pf`` and TPOT,
+    TTFT as in :class:`BackendConstants`."""
+    lam = concurrency / (t_pf + max(0, osl - 1) * t_step + 1e-12)
+    ttft = tpot = rho = 0.0
+    for _ in range(300):
+        rho = min(0.95, lam * t_pf)
+        tpot = t_step / max(0.05, 1.0 - c.prefill_mix * rho)
+        ttft = (c.ttft_prefill * t_pf + c.ttft_cycle / lam + c.ttft_queue * t_pf * rho / (1.0 - rho)
+                + c.ttft_admit * concurrency * tpot + c.ttft_overhead_s)
+        new = concurrency / (ttft + max(0, osl - 1) * tpot)
+        if abs(new - lam) <= 1e-10 * lam:
+            lam = new
+            break
+        lam = 0.5 * lam + 0.5 * new
+    return ttft, tpot, lam, min(0.95, lam * t_pf)
+
+
+def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int, concurrency: int,
+                     mode: Literal["agg", "disagg"] = "agg", prefill_plan: ServingPlan | None = None,
+                     prefill_batch: int = 1, prefill_workers: int = 1, decode_workers: int = 1) -> ServingEstimate:
+    """TTFT, TPOT and throughput of one worker (``agg``) or a prefill / decode pool pair (``disagg``;
+    ``plan`` is the decode worker, ``concurrency`` its batch)."""
+    if isl <= 0 or osl <= 0 or concurrency <= 0:
+        raise ServingError("isl, osl and concurrency must be positive")
+    check_serving_plan(model, system, plan)
+    mem = serving_memory(model, system, plan, isl, osl)
+    context = isl + osl // 2
+    dec = decode_step_s(model, system, plan, concurrency, context)
+    t_dec = dec["step"]
+    consts = BACKENDS[plan.backend]
+    if mode == "agg":
+        t_pf = prefill_s(model, system, plan, 1, isl)
+        ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts)
+        gpus = plan.gpus
+        breakdown = {"prefill_s": t_pf, "decode_step_s": t_dec, "prefill_share": rho,
+                     "ttft_wait_s": ttft - t_pf, **{k: v for k, v in dec.items()}}
+    else:
+        pplan = prefill_plan or plan
+        check_serving_plan(model, system, pplan)
+        t_pf = prefill_s(model, system, pplan, prefill_batch, isl)
+        kv_bytes = isl * model.kv_cache_bytes_per_token(kv_dtype_bytes(pplan))
+        nic = system.node.nic_bandwidth_bytes_per_s * min(pplan.gpus, system.node.accelerators_per_node)
+        t_xfer = kv_bytes / nic + system.node.network_latency_s
+        tpot = t_dec
+        lam = concurrency * decode_workers / (max(0, osl - 1) * tpot + t_pf + t_xfer)
+        # prefill pool utilisation: arrivals lam, each worker serves prefill_batch per t_pf
+        rho = min(0.95, lam * t_pf / (prefill_batch * prefill_workers))
+        wait = consts.ttft_queue * t_pf * rho / (1.0 - rho)
+        ttft = consts.ttft_prefill * t_pf + t_xfer + wait + consts.ttft_overhead_s
+        gpus = plan.gpus * decode_workers + pplan.gpus * prefill_workers
+        breakdown = {"prefill_s": t_pf, "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
+                     "ttft_wait_s": wait, **{k: v for k, v in dec.items()}}
+    tokens_per_s = lam * osl
+    return ServingEstimate(
+        model=model.name, gpu=system.name, plan=plan, mode=mode, isl=isl, osl=osl, concurrency=concurrency,
+        ttft_ms=ttft * 1e3, tpot_ms=tpot * 1e3, tokens_per_s_per_gpu=tokens_per_s / gpus,
+        tokens_per_s_per_user=1.0 / tpot, requests_per_s=lam,
+        fits=concurrency <= mem.max_concurrency,
+        memory=mem, breakdown=breakdown,
+        constants={**{k: float(v) for k, v in consts.__dict__.items()}, "kv_bytes_per_elem": kv_dtype_bytes(plan)},
+        assumptions=[f"{plan.backend} engine constants (fitted on H100/H200 rows)",
+                     "closed loop at fixed concurrency: TTFT includes waiting behind other prefills",
+                     f"weights {plan.precision} ({WEIGHT_BYTES[plan.precision]:.3g} B/param), "
+                     f"KV {'fp8' if kv_dtype_bytes(plan) == 1 else '16-bit'}",
+                     "balanced expert routing" if model.is_moe else "dense model"],
+    )
+
+
+__all__ = ["BACKENDS", "BackendConstants", "closed_loop", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
+           "ServingPlan", "WEIGHT_BYTES", "check_serving_plan", "decode_step_s", "estimate_serving",
+           "kv_bytes_per_token_per_gpu", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]

@@ -1,0 +1,128 @@
+"""Rows of ``measured_serving.csv`` (or a file with its columns) -> serving estimates.
+
+Columns read: ``id, model_path, system, backend, precision, mode, isl, osl,
+batch_size, tp_size, pp_size, attention_dp_size, moe_tp_size, moe_ep_size`` and,
+in disaggregated mode, ``prefill_*`` / ``decode_*`` (batch size, worker count,
+tp, pp, attention dp, moe tp, moe ep). A row the model cannot take (unknown
+model or system, missing disaggregated inputs, an impossible layout) gives a
+reason instead of numbers; it never raises.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import SpecError, get_model, get_system
+from .cost.serving import ServingError, ServingEstimate, ServingPlan, estimate_serving
+from .specs.model import ModelSpec
+
+_PRECISION = {"bf16": "bf16", "fp16": "fp16", "": "bf16", "fp8": "fp8", "fp4": "fp4", "nvfp4": "fp4", "int4": "int4"}
+_SUFFIXES = ("-instruct", "-fp8", "-nvfp4", "-fp4", "-awq", "-int4")
+
+
+@dataclass
+class RowResult:
+    id: str
+    ttft_ms: float | None
+    tpot_ms: float | None
+    reason: str = ""
+    estimate: ServingEstimate | None = None
+
+
+def _int(v: str | None, default: int = 1) -> int:
+    try:
+        x = int(float(v)) if v not in (None, "") else default
+    except ValueError:
+        return default
+    return x if x > 0 else default
+
+
+def resolve_model(path: str, model_dir: str | Path | None, cache: dict[str, ModelSpec | str]) -> ModelSpec | str:
+    """The model of a ``model_path``: the catalog or ``model_dir``, then the same
+    name without a quantization / instruct suffix or the ``nvidia/`` re-packaging
+    (the architecture is the same)."""
+    if path in cache:
+        return cache[path]
+    candidates = [path]
+    org, _, name = path.partition("/")
+    base = name
+    for _ in range(3):
+        for suf in _SUFFIXES:
+            if base.lower().endswith(suf):
+                base = base[: -len(suf)]
+    if base != name:
+        candidates.append(f"{org}/{base}")
+    if org == "nvidia":
+        for real in ("deepseek-ai", "Qwen", "meta-llama", "moonshotai"):
+            candidates.append(f"{real}/{base}")
+    if name.startswith("Llama-3.1"):
+        candidates.append(f"meta-llama/Meta-{base}")
+    result: ModelSpec | str = f"unknown model {path}"
+    for c in candidates:
+        try:
+            result = get_model(c, model_dir=model_dir)
+            break
+        except (SpecError, ValueError):
+            continue
+    cache[path] = result
+    return result
+
+
+def _plan(row: dict[str, str], prefix: str, precision: str, backend: str) -> ServingPlan:
+    tp = _int(row.get(f"{prefix}tp_size"))
+    dp = _int(row.get(f"{prefix}attention_dp_size"))
+    ep = _int(row.get(f"{prefix}moe_ep_size"))
+    moe_tp = _int(row.get(f"{prefix}moe_tp_size"))
+    return ServingPlan(tp=tp, dp=dp, pp=_int(row.get(f"{prefix}pp_size")), ep=ep, moe_tp=moe_tp,
+                       precision=precision, backend=backend)  # type: ignore[arg-type]
+
+
+def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
+                 cache: dict[str, ModelSpec | str] | None = None) -> RowResult:
+    rid = row.get("id", "")
+    cache = cache if cache is not None else {}
+    model = resolve_model(row.get("model_path", ""), model_dir, cache)
+    if isinstance(model, str):
+        return RowResult(rid, None, None, model)
+    try:
+        system = get_system(row.get("system", ""))
+    except SpecError as e:
+        return RowResult(rid, None, None, str(e))
+    precision = _PRECISION.get((row.get("precision") or "").lower())
+    backend = (row.get("backend") or "").lower()
+    if precision is None:
+        return RowResult(rid, None, None, f"unknown precision {row.get('precision')!r}")
+    if backend not in ("trtllm", "vllm", "sglang"):
+        return RowResult(rid, None, None, f"unknown backend {backend!r}")
+    if precision == "fp4" and not system.accelerator.has_native("fp4"):
+        precision = "fp8"  # NVFP4 checkpoints run as fp8 math where there are no FP4 tensor cores
+    isl, osl = _int(row.get("isl"), 0), _int(row.get("osl"), 0)
+    mode = row.get("mode", "agg")
+    try:
+        if mode == "disagg":
+            pb, pw = row.get("prefill_batch_size"), row.get("prefill_num_workers")
+            db, dw = row.get("decode_batch_size"), row.get("decode_num_workers")
+            if not (pb and pw and db and dw):
+                return RowResult(rid, None, None, "disaggregated row without batch sizes and worker counts")
+            dplan = _plan(row, "decode_", precision, backend)
+            pplan = _plan(row, "prefill_", precision, backend)
+            est = estimate_serving(model, system, dplan, isl, osl, _int(db), mode="disagg", prefill_plan=pplan,
+                                   prefill_batch=_int(pb), prefill_workers=_int(pw), decode_workers=_int(dw))
+        else:
+            if not row.get("batch_size"):
+                return RowResult(rid, None, None, "no concurrency (batch_size)")
+            plan = _plan(row, "", precision, backend)
+            est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")))
+    except (ServingError, ValueError) as e:
+        return RowResult(rid, None, None, str(e).splitlines()[0])
+    return RowResult(rid, est.ttft_ms, est.tpot_ms, "", est)
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    with Path(path).open() as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+__all__ = ["RowResult", "estimate_row", "read_rows", "resolve_model"]

@@ -1,0 +1,159 @@
+"""Fit the per-backend serving constants (planner/cost/serving.py ``BACKENDS``).
+
+Data: ``<reference>/serving/measured_serving.csv``, ONLY the calibration rows
+(``system`` in h100_sxm, h200_sxm), as the reference README requires; the
+Blackwell rows are scored after the fit and never used in it.
+
+For every calibration row the model gives, with unit constants: the prefill
+kernel time ``T_pf`` of one request (disaggregated: of the prefill batch), the
+decode step's kernel time ``K`` and collective time ``X`` at the row's
+concurrency. With the measured TTFT and TPOT the request rate of the closed
+loop is known, ``lambda = C / (TTFT + (osl - 1) TPOT)``, and so is the prefill
+share ``rho = lambda T_pf``. Both targets are then linear in the constants:
+
+    TPOT = kernel_eff K + comm_eff X + step_overhead_s + prefill_mix rho TPOT
+    TTFT = ttft_prefill T_pf + ttft_cycle / lambda + ttft_queue T_pf rho / (1 - rho)
+           + ttft_admit C TPOT + ttft_overhead_s
+
+(disaggregated rows: rho = 0 for TPOT, no cycle term, the KV transfer moved
+to the left side). Each backend's constants are the non-negative least
+squares fit of the relative errors, with two floors (kernel_eff >= 0.7,
+ttft_prefill >= 0.8) so that the engine constants cannot explain away the
+kernel model. The script prints them and the MAPE of
+TTFT and TPOT on both splits with the fitted constants in place.
+
+Usage: python scripts/fit_serving.py [REFERENCE_DIR]
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.cost import serving  # noqa: E402
+from planner.serving_rows import estimate_row, read_rows  # noqa: E402
+
+DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference"
+CALIBRATION = ("h100_sxm", "h200_sxm")
+KERNEL_EFF_MIN, TTFT_PREFILL_MIN = 0.7, 0.8
+
+
+def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Least squares with non-negative coefficients (active set: drop negatives, refit)."""
+    keep = list(range(a.shape[1]))
+    x = np.zeros(a.shape[1])
+    while keep:
+        sol, *_ = np.linalg.lstsq(a[:, keep], b, rcond=None)
+        if (sol >= 0).all():
+            x[:] = 0
+            x[keep] = sol
+            return x
+        keep = [k for k, v in zip(keep, sol) if v >= 0]
+    return x
+
+
+def features(rows, model_dir):
+    cache: dict = {}
+    out = []
+    for r in rows:
+        res = estimate_row(r, model_dir, cache)
+        if res.estimate is None:
+            continue
+        e = res.estimate
+        b = e.breakdown
+        ttft, tpot = float(r["silicon_ttft_ms"]) / 1e3, float(r["silicon_tpot_ms"]) / 1e3
+        osl, c = e.osl, e.concurrency
+        out.append(dict(backend=r["backend"], mode=e.mode, t_pf=b["prefill_s"], k=b["kernels_raw"], x=b["comm_raw"],
+                        xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot,
+                        workers=_workers(r)))
+    return out
+
+
+def _workers(r) -> float:
+    try:
+        return float(r["decode_num_workers"] or 1)
+    except ValueError:
+        return 1.0
+
+
+def fit_backend(fs):
+    rows_tpot, y_tpot, rows_ttft, y_ttft = [], [], [], []
+    for f in fs:
+        if f["mode"] == "agg":
+            lam = f["c"] / (f["ttft"] + max(0, f["osl"] - 1) * f["tpot"])
+            rho = min(0.95, lam * f["t_pf"])
+            rows_tpot.append([f["k"], f["x"], 1.0, rho * f["tpot"]])
+            y_tpot.append(f["tpot"])
+            rows_ttft.append([f["t_pf"], 1.0 / lam, f["t_pf"] * rho / (1 - rho), f["c"] * f["tpot"], 1.0])
+            y_ttft.append(f["ttft"])
+        else:
+            rows_tpot.append([f["k"], f["x"], 1.0, 0.0])
+            y_tpot.append(f["tpot"])
+            rows_ttft.append([f["t_pf"], 0.0, 0.0, 0.0, 1.0])
+            y_ttft.append(max(1e-6, f["ttft"] - f["xfer"]))
+    at, yt = np.array(rows_tpot), np.array(y_tpot)
+    af, yf = np.array(rows_ttft), np.array(y_ttft)
+    w_t, w_f = 1.0 / yt, 1.0 / yf  # relative errors
+    # physical floors: kernels are at most 30 % faster than the model's roofline,
+    # and a first token takes at least 80 % of the model's prefill time
+    lb_t = np.array([KERNEL_EFF_MIN, 0.0, 0.0, 0.0])
+    lb_f = np.array([TTFT_PREFILL_MIN, 0.0, 0.0, 0.0, 0.0])
+    e, g, o, mix = lb_t + nnls(at * w_t[:, None], (yt - at @ lb_t) * w_t)
+    a, b, c, q, d = lb_f + nnls(af * w_f[:, None], (yf - af @ lb_f) * w_f)
+    return dict(kernel_eff=e, comm_eff=g, step_overhead_s=o, prefill_mix=min(mix, 0.95), ttft_prefill=a, ttft_cycle=b,
+                ttft_queue=c, ttft_admit=q, ttft_overhead_s=d)
+
+
+def score(rows, model_dir):
+    cache: dict = {}
+    errs: dict[str, list[tuple[float, float]]] = {}
+    n = modelled = 0
+    for r in rows:
+        n += 1
+        res = estimate_row(r, model_dir, cache)
+        if res.ttft_ms is None:
+            continue
+        modelled += 1
+        t = abs(res.ttft_ms / float(r["silicon_ttft_ms"]) - 1)
+        p = abs(res.tpot_ms / float(r["silicon_tpot_ms"]) - 1)
+        for key in ("all", r["backend"], r["system"], r["mode"]):
+            errs.setdefault(key, []).append((t, p))
+    return n, modelled, {k: (len(v), 100 * np.mean([a for a, _ in v]), 100 * np.mean([b for _, b in v])) for k, v in errs.items()}
+
+
+def main() -> None:
+    ref = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_REFERENCE
+    rows = read_rows(ref / "serving" / "measured_serving.csv")
+    model_dir = ref / "model_configs"
+    cal = [r for r in rows if r["system"] in CALIBRATION]
+    report = [r for r in rows if r["system"] not in CALIBRATION]
+    unit = dict(kernel_eff=1.0, comm_eff=1.0, step_overhead_s=0.0, prefill_mix=0.0, ttft_prefill=1.0, ttft_cycle=0.0,
+                ttft_queue=0.0, ttft_admit=0.0, ttft_overhead_s=0.0)
+    for name in serving.BACKENDS:
+        serving.BACKENDS[name] = replace(serving.BACKENDS[name], **unit)
+    serving._decode_layer_s.cache_clear()
+    feats = features(cal, model_dir)
+    fitted = {}
+    for name in serving.BACKENDS:
+        fs = [f for f in feats if f["backend"] == name]
+        fitted[name] = fit_backend(fs)
+        print(f"{name} ({len(fs)} rows): " + ", ".join(f"{k}={v:.4g}" for k, v in fitted[name].items()))
+    for name, consts in fitted.items():
+        serving.BACKENDS[name] = replace(serving.BACKENDS[name], **consts)
+    print("\n# paste into planner/cost/serving.py:")
+    for name, consts in fitted.items():
+        print(f"    {name!r}: dict(" + ", ".join(f"{k}={v:.4g}" for k, v in consts.items()) + "),")
+    for label, subset in (("calibration (H100/H200)", cal), ("report (Blackwell)", report)):
+        n, m, errs = score(subset, model_dir)
+        print(f"{label}: {m} of {n} rows modelled; " + "; ".join(
+            f"{k} n={v[0]} TTFT {v[1]:.1f}% TPOT {v[2]:.1f}%" for k, v in sorted(errs.items())))
+
+
+if __name__ == "__main__":
+    main()
