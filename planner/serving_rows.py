@@ -55,8 +55,10 @@ def resolve_model(path: str, model_dir: str | Path | None, cache: dict[str, Mode
     if base != name:
         candidates.append(f"{org}/{base}")
     if org == "nvidia":
-        for real in ("deepseek-ai", "Qwen", "meta-llama", "moonshotai"):
+        for real in ("deepseek-ai", "Qwen", "meta-llama", "moonshotai", "zai-org"):
             candidates.append(f"{real}/{base}")
+    if org == "zhipuai":  # the organisation was renamed on Hugging Face
+        candidates += [f"zai-org/{name}", f"zai-org/{base}"]
     if name.startswith("Llama-3.1"):
         candidates.append(f"meta-llama/Meta-{base}")
     result: ModelSpec | str = f"unknown model {path}"
@@ -70,12 +72,22 @@ def resolve_model(path: str, model_dir: str | Path | None, cache: dict[str, Mode
     return result
 
 
-def _plan(row: dict[str, str], prefix: str, precision: str, backend: str) -> ServingPlan:
+def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, moe: bool) -> ServingPlan:
     tp = _int(row.get(f"{prefix}tp_size"))
     dp = _int(row.get(f"{prefix}attention_dp_size"))
     ep = _int(row.get(f"{prefix}moe_ep_size"))
     moe_tp = _int(row.get(f"{prefix}moe_tp_size"))
-    return ServingPlan(tp=tp, dp=dp, pp=_int(row.get(f"{prefix}pp_size")), ep=ep, moe_tp=moe_tp,
+    # The expert mesh and the attention mesh are the same GPUs: when a row gives a
+    # larger expert mesh, the difference is data-parallel attention (vLLM's DP +
+    # EP); a smaller one is spread as expert parallelism.
+    if not moe:
+        ep, moe_tp = 1, 1
+    elif ep * moe_tp > tp * dp and (ep * moe_tp) % tp == 0:
+        dp = ep * moe_tp // tp
+    elif ep * moe_tp < tp * dp and (tp * dp) % moe_tp == 0:
+        ep = tp * dp // moe_tp
+    return ServingPlan(tp=tp, dp=dp, pp=_int(row.get(f"{prefix}pp_size")), ep=ep if moe else None,
+                       moe_tp=moe_tp if moe else None,
                        precision=precision, backend=backend)  # type: ignore[arg-type]
 
 
@@ -106,14 +118,14 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
             db, dw = row.get("decode_batch_size"), row.get("decode_num_workers")
             if not (pb and pw and db and dw):
                 return RowResult(rid, None, None, "disaggregated row without batch sizes and worker counts")
-            dplan = _plan(row, "decode_", precision, backend)
-            pplan = _plan(row, "prefill_", precision, backend)
+            dplan = _plan(row, "decode_", precision, backend, model.is_moe)
+            pplan = _plan(row, "prefill_", precision, backend, model.is_moe)
             est = estimate_serving(model, system, dplan, isl, osl, _int(db), mode="disagg", prefill_plan=pplan,
                                    prefill_batch=_int(pb), prefill_workers=_int(pw), decode_workers=_int(dw))
         else:
             if not row.get("batch_size"):
                 return RowResult(rid, None, None, "no concurrency (batch_size)")
-            plan = _plan(row, "", precision, backend)
+            plan = _plan(row, "", precision, backend, model.is_moe)
             est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")))
     except (ServingError, ValueError) as e:
         return RowResult(rid, None, None, str(e).splitlines()[0])

@@ -99,10 +99,10 @@ class BackendConstants:
 _FITTED = {
     "trtllm": dict(kernel_eff=0.9358, comm_eff=0.1711, step_overhead_s=0.001675, prefill_mix=0.95, ttft_prefill=1.764,
                    ttft_cycle=0, ttft_queue=0.5244, ttft_admit=0.07716, ttft_overhead_s=0.08559),
-    "vllm": dict(kernel_eff=0.7, comm_eff=1.241, step_overhead_s=0, prefill_mix=0.5865, ttft_prefill=1.546, ttft_cycle=0,
-                 ttft_queue=0.03062, ttft_admit=0.06883, ttft_overhead_s=0.02407),
-    "sglang": dict(kernel_eff=0.7762, comm_eff=0.04305, step_overhead_s=0.005429, prefill_mix=0.6765, ttft_prefill=0.8,
-                   ttft_cycle=0, ttft_queue=1.383, ttft_admit=0.08039, ttft_overhead_s=0.2417),
+    "vllm": dict(kernel_eff=0.7, comm_eff=1.234, step_overhead_s=0, prefill_mix=0.632, ttft_prefill=1.57, ttft_cycle=0,
+                 ttft_queue=0.028, ttft_admit=0.06882, ttft_overhead_s=0.02346),
+    "sglang": dict(kernel_eff=0.8517, comm_eff=0.1673, step_overhead_s=0.004653, prefill_mix=0.6582, ttft_prefill=0.8,
+                   ttft_cycle=0, ttft_queue=1.516, ttft_admit=0.07978, ttft_overhead_s=0.2375),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -182,8 +182,6 @@ class ServingEstimate(BaseModel):
 
 def check_serving_plan(model: ModelSpec, system: System, plan: ServingPlan) -> None:
     mesh = plan.tp * plan.dp
-    if model.num_heads % plan.tp:
-        raise ServingError(f"tp {plan.tp} does not divide the {model.num_heads} attention heads of {model.name}")
     if plan.pp > model.num_layers:
         raise ServingError(f"pp {plan.pp} exceeds the {model.num_layers} layers of {model.name}")
     if model.is_moe:
@@ -297,7 +295,7 @@ def _decode_layer_s(mkey: int, skey: int, layer: int, plan: ServingPlan, batch: 
                 out["gemm"] += gemm(m, model.num_heads * qk / tp, h)
             out["gemm"] += gemm(m, ml.kv_lora_rank + ml.qk_rope_head_dim, h)
             # absorbed MLA decode: q and o through the latent (two batched GEMMs per head)
-            heads = model.num_heads / tp
+            heads = max(1.0, model.num_heads / tp)  # tp beyond the heads replicates them
             out["gemm"] += 2 * gemm(m, ml.kv_lora_rank, ml.qk_nope_head_dim, heads)
             lat = ml.kv_lora_rank + ml.qk_rope_head_dim
             kv_read = m * context * lat * kvb
@@ -308,7 +306,7 @@ def _decode_layer_s(mkey: int, skey: int, layer: int, plan: ServingPlan, batch: 
             out["gemm"] += gemm(m, (q_out + 2 * model.kv_dim) / tp, h)
             s_kv = min(context, model.sliding_window) if kind == "sliding" and model.sliding_window else context
             kv_read = m * s_kv * 2 * kv_heads * model.head_dim * kvb
-            flops = 2.0 * m * (model.num_heads / tp) * s_kv * 2 * model.head_dim
+            flops = 2.0 * m * max(1.0, model.num_heads / tp) * s_kv * 2 * model.head_dim
         t_mem = float(memory_bound_time_s(kv_read, acc))
         t_fl = flops / (acc.flops("bf16") * 0.5)
         out["attention"] += max(t_mem, t_fl)
