@@ -577,10 +577,13 @@ def validate_training(
 # planner train / planner export (in cli_train.py; registered here)
 # ---------------------------------------------------------------------------
 
-from planner import cli_train as _cli_train  # noqa: E402  (uses the helpers above)
+from planner import cli_serve as _cli_serve  # noqa: E402  (uses the helpers above)
+from planner import cli_train as _cli_train  # noqa: E402
 
 app.command("train")(cli_errors(_cli_train.train))
 app.command("export")(cli_errors(_cli_train.export_plan))
+estimate_app.command("serve")(cli_errors(_cli_serve.estimate_serve))
+validate_app.command("serving")(cli_errors(_cli_serve.validate_serving))
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""Serving cost model: KV capacity closed forms, invariants, the CSV batch form and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import planner
+from planner.cost.serving import (
+    BACKENDS,
+    ServingPlan,
+    estimate_serving,
+    kv_bytes_per_token_per_gpu,
+    serving_memory,
+    weight_bytes_per_gpu,
+)
+from planner.serving_rows import estimate_row
+from test_cli import assert_one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def llama70b():
+    return planner.get_model("llama-3.1-70b")
+
+
+# ---- KV capacity: closed forms ------------------------------------------------------------
+
+@pytest.mark.parametrize("gpu", ["h100", "h200"])
+@pytest.mark.parametrize("kv, per_token", [("bf16", 327_680), ("fp8", 163_840)])
+def test_llama70b_kv_capacity_closed_form(llama70b, gpu, kv, per_token):
+    """80 layers x 8 KV heads x 128 x (K, V) x bytes = 327,680 B/token in bf16, split over tp 8;
+    capacity = (memory fraction x HBM - weights - workspace) / bytes per token per GPU."""
+    system = planner.get_system(gpu)
+    plan = ServingPlan(tp=8, precision="fp8", kv_dtype=kv, backend="vllm")
+    assert kv_bytes_per_token_per_gpu(llama70b, plan) == per_token / 8
+    mem = serving_memory(llama70b, system, plan, 1024, 1024)
+    free = system.accelerator.memory_bytes * BACKENDS["vllm"].mem_fraction - mem.weights_bytes - mem.workspace_bytes
+    assert mem.kv_capacity_tokens == math.floor(free / (per_token / 8))
+    assert mem.max_concurrency == mem.kv_capacity_tokens // 2048
+    # fp8 weights: 1 B per linear parameter, 16-bit embeddings and LM head
+    linear = llama70b.total_params - llama70b.embedding_params - llama70b.lm_head_params
+    assert mem.weights_bytes == pytest.approx(linear / 8 + (llama70b.embedding_params + llama70b.lm_head_params) / 8 * 2)
+
+
+def test_deepseek_v3_mla_kv_capacity_on_h200():
+    """MLA caches the 512 + 64 latent per layer: 61 x 576 x 2 = 70,272 B/token in bf16, replicated
+    on every tensor-parallel GPU; attention DP splits the requests instead."""
+    m, system = planner.get_model("deepseek-v3"), planner.get_system("h200")
+    tp8 = ServingPlan(tp=8, precision="fp8", kv_dtype="bf16", backend="sglang")
+    dp8 = ServingPlan(tp=1, dp=8, precision="fp8", kv_dtype="bf16", backend="sglang")
+    assert kv_bytes_per_token_per_gpu(m, tp8) == 70_272
+    a, b = serving_memory(m, system, tp8, 1024, 1024), serving_memory(m, system, dp8, 1024, 1024)
+    free = system.accelerator.memory_bytes * BACKENDS["sglang"].mem_fraction - a.weights_bytes - a.workspace_bytes
+    assert a.kv_capacity_tokens == math.floor(free / 70_272)
+    assert b.kv_capacity_tokens > 5 * a.kv_capacity_tokens  # each DP rank holds its own requests' latents
+
+
+def test_quantization_shrinks_weights(llama70b):
+    sizes = [weight_bytes_per_gpu(llama70b, ServingPlan(tp=8, precision=p)) for p in ("bf16", "fp8", "fp4", "int4")]
+    assert sizes[0] > sizes[1] > sizes[2] > sizes[3]  # NVFP4 scales (1/16 B) cost more than int4 group scales
+    assert sizes[1] == pytest.approx(sizes[0] / 2, rel=0.05)
+
+
+# ---- invariants ---------------------------------------------------------------------------------
+
+def test_latency_grows_with_load_and_prompt(llama70b):
+    h100 = planner.get_system("h100")
+    plan = ServingPlan(tp=8, precision="fp8", backend="trtllm")
+    tpots = [estimate_serving(llama70b, h100, plan, 2048, 512, c).tpot_ms for c in (1, 8, 32, 128)]
+    assert tpots == sorted(tpots)
+    ttfts = [estimate_serving(llama70b, h100, plan, isl, 512, 16).ttft_ms for isl in (512, 2048, 8192)]
+    assert ttfts == sorted(ttfts)
+    tput = [estimate_serving(llama70b, h100, plan, 2048, 512, c).tokens_per_s_per_gpu for c in (1, 8, 32)]
+    assert tput == sorted(tput)  # batching raises throughput per GPU
+
+
+def test_more_tensor_parallelism_lowers_tpot_at_small_batch(llama70b):
+    h200 = planner.get_system("h200")
+    t4 = estimate_serving(llama70b, h200, ServingPlan(tp=4, precision="fp8"), 1024, 256, 1).tpot_ms
+    t8 = estimate_serving(llama70b, h200, ServingPlan(tp=8, precision="fp8"), 1024, 256, 1).tpot_ms
+    assert t8 < t4
+
+
+def test_bad_plans(llama70b):
+    h100 = planner.get_system("h100")
+    with pytest.raises(ValueError, match="positive"):
+        estimate_serving(llama70b, h100, ServingPlan(tp=8), 0, 10, 1)
+    with pytest.raises(ValueError, match="no experts"):
+        estimate_serving(llama70b, h100, ServingPlan(tp=8, ep=8), 10, 10, 1)
+    with pytest.raises(ValueError, match="FP8"):
+        estimate_serving(llama70b, planner.get_system("a100-sxm-80gb"), ServingPlan(tp=8, precision="fp8"), 10, 10, 1)
+
+
+# ---- rows of measured_serving.csv ---------------------------------------------------------------
+
+ROW = {"id": "r1", "model_path": "meta-llama/Llama-3.1-70B", "system": "h100_sxm", "backend": "trtllm",
+       "precision": "fp8", "mode": "agg", "isl": "1024", "osl": "128", "batch_size": "16", "tp_size": "8",
+       "pp_size": "1", "attention_dp_size": "1", "moe_tp_size": "", "moe_ep_size": ""}
+
+
+def test_row_estimates_and_reasons():
+    ok = estimate_row(ROW)
+    assert ok.ttft_ms and ok.tpot_ms and not ok.reason
+    assert estimate_row({**ROW, "model_path": "nobody/NoSuchModel"}).reason.startswith("unknown model")
+    assert "batch sizes" in estimate_row({**ROW, "mode": "disagg", "batch_size": ""}).reason
+    assert "backend" in estimate_row({**ROW, "backend": "tgi"}).reason
+    assert estimate_row({**ROW, "tp_size": "banana"}).ttft_ms is not None  # unreadable degree -> 1, no crash
+    # the same architecture under a re-packaged, quantized name
+    assert estimate_row({**ROW, "model_path": "nvidia/Llama-3.1-70B-FP8"}).ttft_ms is not None
+
+
+def test_csv_batch_form(tmp_path: Path):
+    src = tmp_path / "rows.csv"
+    cols = list(ROW)
+    lines = [",".join(cols), ",".join(ROW[c] for c in cols),
+             ",".join({**ROW, "id": "r2", "model_path": "nobody/Nope"}[c] for c in cols)]
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.csv"
+    r = run("estimate", "serve", "--from-csv", str(src), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    got = out.read_text().splitlines()
+    assert got[0] == "id,ttft_ms,tpot_ms,reason"
+    assert got[1].startswith("r1,") and got[1].endswith(",")
+    assert got[2].startswith("r2,,,") and "unknown model" in got[2]
+
+
+def test_estimate_serve_json():
+    r = run("estimate", "serve", "--model", "qwen3-32b", "--gpu", "h200", "--tp", "4", "--isl", "4000", "--osl", "500",
+            "--concurrency", "16", "--precision", "fp8", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"ttft_ms", "tpot_ms", "tokens_per_s_per_gpu", "tokens_per_s_per_user", "memory", "fits"} <= set(d)
+    assert d["fits"] and d["ttft_ms"] > 0 and d["tpot_ms"] > 0
+
+
+def test_estimate_serve_errors():
+    base = ["estimate", "serve", "--model", "llama-3.1-8b", "--gpu", "h100", "--isl", "4000", "--osl", "500"]
+    assert_one_line_error(run(*base, "--concurrency", "5000"), "does not fit the KV cache", "at most")
+    assert_one_line_error(run(*base, "--concurrency", "8", "--precision", "fp3"), "unknown precision")
+    assert_one_line_error(run(*base), "missing --concurrency")
+    assert_one_line_error(run("estimate", "serve", "--model", "llama-3.1-70b", "--gpu", "h100", "--isl", "10", "--osl",
+                              "10", "-c", "1"), "weights alone need")
+
+
+def test_validate_serving(reference_dir: Path):
+    from planner.validate_serving import validate_serving
+
+    cal = validate_serving(reference_dir, "calibration")
+    rep = validate_serving(reference_dir, "report")
+    assert cal.coverage_pct >= 90 and rep.coverage_pct >= 90
+    assert cal.ttft_mape_pct < 40 and cal.tpot_mape_pct < 25  # fitted split
+    assert rep.ttft_mape_pct < 70 and rep.tpot_mape_pct < 40  # never fitted: reported, loosely bounded
+    r = run("validate", "serving", "--reference", str(reference_dir), "--split", "calibration", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["split"] == "calibration"
