@@ -584,6 +584,7 @@ app.command("train")(cli_errors(_cli_train.train))
 app.command("export")(cli_errors(_cli_train.export_plan))
 estimate_app.command("serve")(cli_errors(_cli_serve.estimate_serve))
 validate_app.command("serving")(cli_errors(_cli_serve.validate_serving))
+app.command("serve")(cli_errors(_cli_serve.serve))
 
 
 # ---------------------------------------------------------------------------

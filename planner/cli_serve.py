@@ -157,3 +157,99 @@ def _pct(x: float) -> str:
 
 
 __all__: list[Any] = ["estimate_serve", "validate_serving"]
+
+
+def _ms(text: str, flag: str) -> float:
+    from planner.specs.units import parse_seconds
+
+    try:
+        return parse_seconds(text if any(c.isalpha() for c in text) else f"{text} ms") * 1e3
+    except ValueError:
+        raise ValueError(f"{flag}: cannot read {text!r} as a time (e.g. 300ms, 0.3s)") from None
+
+
+def _trace_rate(path: Path) -> tuple[float, float, float]:
+    """(requests/s, mean prompt tokens, mean output tokens) of a request trace with columns
+    arrived_at, num_prefill_tokens, num_decode_tokens."""
+    if not path.is_file():
+        fail(f"trace {path} not found")
+    rows = read_rows(path)
+    try:
+        t = [float(r["arrived_at"]) for r in rows]
+        p = [float(r["num_prefill_tokens"]) for r in rows]
+        d = [float(r["num_decode_tokens"]) for r in rows]
+    except (KeyError, ValueError):
+        fail(f"{path}: expected columns arrived_at, num_prefill_tokens, num_decode_tokens")
+    if len(t) < 2 or max(t) <= min(t):
+        fail(f"{path}: needs at least two requests at different times")
+    return (len(t) - 1) / (max(t) - min(t)), sum(p) / len(p), sum(d) / len(d)
+
+
+def serve(
+    model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
+    gpus: int = typer.Option(..., "--gpus", "-n", help="GPUs available."),
+    isl: Optional[int] = typer.Option(None, "--isl", help="Prompt tokens per request [default: the trace's mean]."),
+    osl: Optional[int] = typer.Option(None, "--osl", help="Output tokens per request [default: the trace's mean]."),
+    ttft: str = typer.Option(..., "--ttft", help="TTFT SLO, e.g. 300ms."),
+    tpot: str = typer.Option(..., "--tpot", help="TPOT SLO, e.g. 20ms."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Requests per second to serve (sizes the replicas)."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="A request trace (arrived_at, num_prefill_tokens, "
+                                         "num_decode_tokens): its mean rate and lengths."),
+    objective: str = typer.Option("throughput", "--objective", help="throughput (tokens/s per GPU) or cost."),
+    disagg: str = typer.Option("auto", "--disagg", help="auto, on (only disaggregated) or off."),
+    backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """The best aggregated and disaggregated serving plans under TTFT / TPOT SLOs."""
+    from planner.search.serving import search_serving
+
+    if objective not in ("throughput", "cost") or disagg not in ("auto", "on", "off"):
+        fail("--objective takes throughput or cost; --disagg takes auto, on or off")
+    if backend not in ("trtllm", "vllm", "sglang"):
+        fail(f"unknown backend {backend!r}; choose trtllm, vllm or sglang")
+    if trace is not None:
+        if rate is not None:
+            fail("give --rate or --trace, not both")
+        rate, mean_isl, mean_osl = _trace_rate(trace)
+        isl = isl or max(1, round(mean_isl))
+        osl = osl or max(1, round(mean_osl))
+    if isl is None or osl is None:
+        fail("give --isl and --osl (or a --trace)")
+    m, s = planner.get_model(model), planner.get_system(gpu)
+    res = search_serving(m, s, gpus, isl, osl, _ms(ttft, "--ttft"), _ms(tpot, "--tpot"), rate=rate,
+                         backend=backend, disagg=disagg, objective=objective)  # type: ignore[arg-type]
+    if as_json:
+        print_json(res.model_dump(mode="json"))
+        return
+    console.print(f"[bold]{m.name}[/bold] on up to [bold]{gpus} x {s.name}[/bold] ({backend}); isl {isl}, osl {osl}; "
+                  f"SLO TTFT <= {ttft}, TPOT <= {tpot}" + (f"; {rate:.2f} requests/s" if rate else ""), highlight=False)
+    t = _table("Best plans", "", "aggregated", "disaggregated")
+    a, d = res.aggregated, res.disaggregated
+
+    def cell(v: Any) -> str:
+        return "-" if v is None else str(v)
+
+    ae = a.estimate if a else None
+    t.add_row("worker layout", cell(ae and f"tp {ae.plan.tp} dp {ae.plan.dp} {ae.plan.precision}"),
+              cell(d and f"prefill tp {d.prefill_plan.tp} dp {d.prefill_plan.dp} x {d.prefill_workers}, "
+                         f"decode tp {d.decode.plan.tp} dp {d.decode.plan.dp} x {d.decode_workers}"))
+    t.add_row("concurrency per worker", cell(ae and ae.concurrency), cell(d and d.decode.concurrency))
+    t.add_row("TTFT ms", cell(ae and f"{ae.ttft_ms:.0f}"), cell(d and f"{d.ttft_ms:.0f}"))
+    t.add_row("TPOT ms", cell(ae and f"{ae.tpot_ms:.1f}"), cell(d and f"{d.tpot_ms:.1f}"))
+    t.add_row("tokens/s per GPU", cell(ae and f"{ae.tokens_per_s_per_gpu:,.0f}"), cell(d and f"{d.tokens_per_s_per_gpu:,.0f}"))
+    t.add_row("tokens/s per user", cell(ae and f"{ae.tokens_per_s_per_user:,.0f}"), cell(d and f"{d.tokens_per_s_per_user:,.0f}"))
+    t.add_row("replicas / GPUs", cell(a and f"{a.replicas} / {a.gpus}"), cell(d and f"{d.groups} / {d.gpus}"))
+    t.add_row("$ per million tokens", cell(a and a.cost_per_million_tokens_usd and f"{a.cost_per_million_tokens_usd:.3f}"),
+              cell(d and d.cost_per_million_tokens_usd and f"{d.cost_per_million_tokens_usd:.3f}"))
+    console.print(t)
+    console.print(f"best: [bold]{res.best}[/bold]", highlight=False)
+    if res.pareto:
+        f = _table("Pareto front: throughput per GPU vs speed per user (aggregated)", "layout", "concurrency",
+                   "tokens/s/GPU", "tokens/s/user", right=("concurrency", "tokens/s/GPU", "tokens/s/user"))
+        for e in res.pareto[:10]:
+            f.add_row(f"tp {e.plan.tp} dp {e.plan.dp} {e.plan.precision}", str(e.concurrency),
+                      f"{e.tokens_per_s_per_gpu:,.0f}", f"{e.tokens_per_s_per_user:,.0f}")
+        console.print(f)
+    console.print(f"[dim]{res.layouts} worker layouts, {res.estimates} estimates, {res.elapsed_s:.2f} s[/dim]",
+                  highlight=False)

@@ -156,3 +156,58 @@ def test_validate_serving(reference_dir: Path):
     r = run("validate", "serving", "--reference", str(reference_dir), "--split", "calibration", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["split"] == "calibration"
+
+
+# ---- serving plan search --------------------------------------------------------------------
+
+def test_serve_search_gives_both_answers_within_slos():
+    from planner.search.serving import search_serving
+
+    m, s = planner.get_model("qwen3-32b"), planner.get_system("h200")
+    res = search_serving(m, s, 32, 4000, 500, ttft_ms=300, tpot_ms=10)
+    a, d = res.aggregated, res.disaggregated
+    assert a is not None and d is not None
+    assert a.estimate.ttft_ms <= 300 and a.estimate.tpot_ms <= 10 and a.gpus <= 32
+    assert d.ttft_ms <= 300 and d.tpot_ms <= 10 and d.gpus <= 32
+    best = max(a.estimate.tokens_per_s_per_gpu, d.tokens_per_s_per_gpu)
+    assert res.best == ("aggregated" if a.estimate.tokens_per_s_per_gpu == best else "disaggregated")
+    # the front is non-dominated: faster per user means less per GPU
+    f = res.pareto
+    assert all(x.tokens_per_s_per_user >= y.tokens_per_s_per_user and x.tokens_per_s_per_gpu < y.tokens_per_s_per_gpu
+               for x, y in zip(f, f[1:]))
+
+
+def test_looser_slo_never_lowers_throughput():
+    from planner.search.serving import search_serving
+
+    m, s = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
+    tight = search_serving(m, s, 8, 2000, 300, ttft_ms=300, tpot_ms=10, disagg="off")
+    loose = search_serving(m, s, 8, 2000, 300, ttft_ms=600, tpot_ms=20, disagg="off")
+    assert loose.aggregated.estimate.tokens_per_s_per_gpu >= tight.aggregated.estimate.tokens_per_s_per_gpu
+
+
+def test_rate_sizes_the_replicas():
+    from planner.search.serving import search_serving
+
+    m, s = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
+    res = search_serving(m, s, 64, 2000, 300, ttft_ms=500, tpot_ms=20, rate=20.0, disagg="off")
+    a = res.aggregated
+    assert a.replicas == math.ceil(20.0 / a.estimate.requests_per_s)
+
+
+def test_unmeetable_slo_says_which_and_the_best_value():
+    r = run("serve", "--model", "qwen3-32b", "--gpu", "h200", "--gpus", "32", "--isl", "4000", "--osl", "500",
+            "--ttft", "300ms", "--tpot", "1ms")
+    line = assert_one_line_error(r, "TPOT <= 1 ms", "reaches")
+    assert "TTFT" not in line
+    r = run("serve", "--model", "qwen3-32b", "--gpu", "h200", "--gpus", "32", "--isl", "4000", "--osl", "500",
+            "--ttft", "5ms", "--tpot", "50ms")
+    assert_one_line_error(r, "TTFT <= 5 ms")
+
+
+def test_serve_cli_json():
+    r = run("serve", "--model", "qwen3-32b", "--gpu", "h200", "--gpus", "32", "--isl", "4000", "--osl", "500",
+            "--ttft", "300ms", "--tpot", "10ms", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["aggregated"] and d["disaggregated"] and d["best"] in ("aggregated", "disaggregated")
