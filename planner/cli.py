@@ -585,6 +585,7 @@ app.command("export")(cli_errors(_cli_train.export_plan))
 estimate_app.command("serve")(cli_errors(_cli_serve.estimate_serve))
 validate_app.command("serving")(cli_errors(_cli_serve.validate_serving))
 app.command("serve")(cli_errors(_cli_serve.serve))
+app.command("simulate")(cli_errors(_cli_serve.simulate_cmd))
 
 
 # ---------------------------------------------------------------------------

@@ -253,3 +253,47 @@ def serve(
         console.print(f)
     console.print(f"[dim]{res.layouts} worker layouts, {res.estimates} estimates, {res.elapsed_s:.2f} s[/dim]",
                   highlight=False)
+
+
+def simulate_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
+    tp: int = typer.Option(1, "--tp", min=1, help="Attention tensor parallel size."),
+    dp: int = typer.Option(1, "--dp", min=1, help="Attention data parallel size."),
+    ep: Optional[int] = typer.Option(None, "--ep", min=1, help="Expert parallel size."),
+    precision: str = typer.Option("bf16", "--precision", help="bf16, fp16, fp8, int4 or fp4."),
+    backend: str = typer.Option("vllm", "--backend", help="trtllm, vllm or sglang."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Request trace CSV (arrived_at, num_prefill_tokens, "
+                                         "num_decode_tokens)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Poisson arrivals at this many requests/s instead."),
+    isl: int = typer.Option(1024, "--isl", min=1, help="Prompt tokens (Poisson mode)."),
+    osl: int = typer.Option(256, "--osl", min=1, help="Output tokens (Poisson mode)."),
+    requests: int = typer.Option(2000, "--requests", min=1, help="Requests simulated (the first ones of a trace)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the Poisson arrivals."),
+    ttft: str = typer.Option("1s", "--ttft", help="TTFT SLO."),
+    tpot: str = typer.Option("100ms", "--tpot", help="TPOT SLO."),
+    percentile: float = typer.Option(90.0, "--percentile", help="Goodput: the attainment required, in %."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Simulate one serving worker on a trace or Poisson arrivals: percentiles, attainment, goodput."""
+    from planner.simulate import goodput, poisson_requests, simulate, trace_requests
+
+    if (trace is None) == (rate is None):
+        fail("give exactly one of --trace FILE or --rate R")
+    m, s = planner.get_model(model), planner.get_system(gpu)
+    plan = ServingPlan(tp=tp, dp=dp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
+    reqs = trace_requests(trace, requests) if trace is not None else poisson_requests(rate, requests, isl, osl, seed)  # type: ignore[arg-type]
+    t_ms, p_ms = _ms(ttft, "--ttft"), _ms(tpot, "--tpot")
+    res = simulate(m, s, plan, reqs, t_ms, p_ms)
+    good = goodput(m, s, plan, reqs, t_ms, p_ms, percentile)
+    if as_json:
+        print_json({"simulation": res.model_dump(mode="json"), "goodput": good.model_dump(mode="json")})
+        return
+    t = _table(f"{m.name} on {plan.gpus} x {s.name} ({backend}, {precision}): {res.requests} requests at "
+               f"{res.rate:.2f}/s", "metric", "p50", "p90", "p99", "mean", right=("p50", "p90", "p99", "mean"))
+    for name, d in (("TTFT ms", res.ttft_ms), ("TPOT ms", res.tpot_ms)):
+        t.add_row(name, *(f"{d[k]:,.1f}" for k in ("p50", "p90", "p99", "mean")))
+    console.print(t)
+    console.print(f"SLO attainment (TTFT <= {ttft}, TPOT <= {tpot}): {100 * res.attainment:.1f} %; output "
+                  f"{res.throughput_tokens_per_s:,.0f} tokens/s; goodput at p{percentile:g}: "
+                  f"{good.goodput_rps:.2f} requests/s", highlight=False)

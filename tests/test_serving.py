@@ -211,3 +211,70 @@ def test_serve_cli_json():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["aggregated"] and d["disaggregated"] and d["best"] in ("aggregated", "disaggregated")
+
+
+# ---- traffic simulation ---------------------------------------------------------------------
+
+def _sim_setup():
+    from planner.simulate import poisson_requests
+
+    m, s = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
+    return m, s, ServingPlan(tp=1, backend="vllm"), poisson_requests(4.0, 300, 1000, 200, seed=7)
+
+
+def test_simulation_is_reproducible_and_consistent():
+    from planner.simulate import poisson_requests, simulate
+
+    m, s, plan, reqs = _sim_setup()
+    a = simulate(m, s, plan, reqs, 500, 50)
+    b = simulate(m, s, plan, poisson_requests(4.0, 300, 1000, 200, seed=7), 500, 50)
+    assert a == b
+    assert a.ttft_ms["p50"] <= a.ttft_ms["p90"] <= a.ttft_ms["p99"]
+    assert 0 <= a.attainment <= 1
+    # an idle worker: the first token is one prefill away, tokens one decode step apart
+    lone = simulate(m, s, plan, poisson_requests(0.01, 3, 1000, 200, seed=1))
+    step = estimate_serving(m, s, plan, 1000, 200, 1).breakdown["decode_step_s"] * 1e3
+    assert lone.tpot_ms["p50"] == pytest.approx(step, rel=0.15)
+
+
+def test_more_load_means_slower_requests():
+    from planner.simulate import scale_rate, simulate
+
+    m, s, plan, reqs = _sim_setup()
+    slow = simulate(m, s, plan, scale_rate(reqs, 8.0))
+    fast = simulate(m, s, plan, reqs)
+    assert slow.ttft_ms["p90"] >= fast.ttft_ms["p90"] and slow.tpot_ms["mean"] >= fast.tpot_ms["mean"]
+
+
+def test_goodput_reproducible_and_monotone_in_the_slo():
+    from planner.simulate import goodput
+
+    m, s, plan, reqs = _sim_setup()
+    tight = goodput(m, s, plan, reqs, 200, 15)
+    again = goodput(m, s, plan, reqs, 200, 15)
+    loose = goodput(m, s, plan, reqs, 400, 30)
+    assert tight.goodput_rps == again.goodput_rps > 0
+    assert loose.goodput_rps >= tight.goodput_rps
+
+
+def test_goodput_on_the_splitwise_trace(reference_dir: Path):
+    """Acceptance: Llama-3.1-8B on one H100 with splitwise_conv: the same number twice, and
+    a looser SLO never lowers it."""
+    from planner.simulate import goodput, trace_requests
+
+    m, s = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
+    plan = ServingPlan(tp=1, backend="vllm")
+    reqs = trace_requests(reference_dir / "traces" / "splitwise_conv.csv", limit=600)
+    g1 = goodput(m, s, plan, reqs, 500, 50)
+    g2 = goodput(m, s, plan, reqs, 500, 50)
+    g3 = goodput(m, s, plan, reqs, 1000, 100)
+    assert g1.goodput_rps == g2.goodput_rps > 0
+    assert g3.goodput_rps >= g1.goodput_rps
+
+
+def test_simulate_cli():
+    r = run("simulate", "--model", "llama-3.1-8b", "--gpu", "h100", "--rate", "3", "--requests", "100", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert {"p50", "p90", "p99"} <= set(d["simulation"]["ttft_ms"]) and d["goodput"]["goodput_rps"] > 0
+    assert_one_line_error(run("simulate", "--model", "llama-3.1-8b", "--gpu", "h100"), "exactly one of --trace")
