@@ -72,7 +72,7 @@ def resolve_model(path: str, model_dir: str | Path | None, cache: dict[str, Mode
     return result
 
 
-def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, moe: bool) -> ServingPlan:
+def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, moe: bool, mla: bool = False) -> ServingPlan:
     tp = _int(row.get(f"{prefix}tp_size"))
     dp = _int(row.get(f"{prefix}attention_dp_size"))
     ep = _int(row.get(f"{prefix}moe_ep_size"))
@@ -118,14 +118,14 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
             db, dw = row.get("decode_batch_size"), row.get("decode_num_workers")
             if not (pb and pw and db and dw):
                 return RowResult(rid, None, None, "disaggregated row without batch sizes and worker counts")
-            dplan = _plan(row, "decode_", precision, backend, model.is_moe)
-            pplan = _plan(row, "prefill_", precision, backend, model.is_moe)
+            dplan = _plan(row, "decode_", precision, backend, model.is_moe, model.mla is not None)
+            pplan = _plan(row, "prefill_", precision, backend, model.is_moe, model.mla is not None)
             est = estimate_serving(model, system, dplan, isl, osl, _int(db), mode="disagg", prefill_plan=pplan,
                                    prefill_batch=_int(pb), prefill_workers=_int(pw), decode_workers=_int(dw))
         else:
             if not row.get("batch_size"):
                 return RowResult(rid, None, None, "no concurrency (batch_size)")
-            plan = _plan(row, "", precision, backend, model.is_moe)
+            plan = _plan(row, "", precision, backend, model.is_moe, model.mla is not None)
             est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")))
     except (ServingError, ValueError) as e:
         return RowResult(rid, None, None, str(e).splitlines()[0])

@@ -452,11 +452,20 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         nic = system.node.nic_bandwidth_bytes_per_s * min(pplan.gpus, system.node.accelerators_per_node)
         t_xfer = kv_bytes / nic + system.node.network_latency_s
         tpot = t_dec
-        lam = concurrency * decode_workers / (max(0, osl - 1) * tpot + t_pf + t_xfer)
-        # prefill pool utilisation: arrivals lam, each worker serves prefill_batch per t_pf
-        rho = min(0.95, lam * t_pf / (prefill_batch * prefill_workers))
-        wait = consts.ttft_queue * t_pf * rho / (1.0 - rho)
-        ttft = consts.ttft_prefill * t_pf + t_xfer + wait + consts.ttft_overhead_s
+        # closed loop over both pools: C x decode workers requests in flight; the prefill pool
+        # serves prefill_batch requests per t_pf on each attention-DP group of each worker
+        capacity = prefill_workers * pplan.dp * prefill_batch / t_pf
+        clients = concurrency * decode_workers
+        lam = clients / (max(0, osl - 1) * tpot + t_pf + t_xfer)
+        ttft = wait = rho = 0.0
+        for _ in range(400):
+            rho = min(0.999, lam / capacity)
+            wait = consts.ttft_queue * t_pf * rho / (1.0 - rho)
+            ttft = consts.ttft_prefill * t_pf + t_xfer + wait + consts.ttft_overhead_s
+            new = clients / (ttft + max(0, osl - 1) * tpot)
+            if abs(new - lam) <= 1e-10 * lam:
+                break
+            lam = 0.7 * lam + 0.3 * new
         gpus = plan.gpus * decode_workers + pplan.gpus * prefill_workers
         breakdown = {"prefill_s": t_pf, "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
                      "ttft_wait_s": wait, **{k: v for k, v in dec.items()}}
