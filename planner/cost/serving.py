@@ -97,12 +97,12 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.9358, comm_eff=0.1711, step_overhead_s=0.001675, prefill_mix=0.95, ttft_prefill=1.764,
-                   ttft_cycle=0, ttft_queue=0.5244, ttft_admit=0.07716, ttft_overhead_s=0.08559),
-    "vllm": dict(kernel_eff=0.7, comm_eff=1.234, step_overhead_s=0, prefill_mix=0.632, ttft_prefill=1.57, ttft_cycle=0,
-                 ttft_queue=0.028, ttft_admit=0.06882, ttft_overhead_s=0.02346),
-    "sglang": dict(kernel_eff=0.8517, comm_eff=0.1673, step_overhead_s=0.004653, prefill_mix=0.6582, ttft_prefill=0.8,
-                   ttft_cycle=0, ttft_queue=1.516, ttft_admit=0.07978, ttft_overhead_s=0.2375),
+    "trtllm": dict(kernel_eff=0.9093, comm_eff=0.2367, step_overhead_s=0.001552, prefill_mix=0.95, ttft_prefill=2.47,
+                   ttft_cycle=0, ttft_queue=0.3228, ttft_admit=0.07702, ttft_overhead_s=0.07296),
+    "vllm": dict(kernel_eff=0.8137, comm_eff=1.129, step_overhead_s=0, prefill_mix=0.8916, ttft_prefill=1.598,
+                 ttft_cycle=0, ttft_queue=0.02963, ttft_admit=0.09394, ttft_overhead_s=0.02099),
+    "sglang": dict(kernel_eff=0.8354, comm_eff=0.1531, step_overhead_s=0.003998, prefill_mix=0.6651, ttft_prefill=0.8,
+                   ttft_cycle=0.0001818, ttft_queue=1.95, ttft_admit=0.06832, ttft_overhead_s=0.2245),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
