@@ -9,11 +9,11 @@ kernel time ``T_pf`` of one request (disaggregated: of the prefill batch), the
 decode step's kernel time ``K`` and collective time ``X`` at the row's
 concurrency. With the measured TTFT and TPOT the request rate of the closed
 loop is known, ``lambda = C / (TTFT + (osl - 1) TPOT)``, and so is the prefill
-share ``rho = lambda T_pf``. Both targets are then linear in the constants:
+share ``rho = lambda T_pf / dp`` (attention-DP groups prefill side by side). Both targets are then linear in the constants:
 
     TPOT = kernel_eff K + comm_eff X + step_overhead_s + prefill_mix rho TPOT
     TTFT = ttft_prefill T_pf + ttft_cycle / lambda + ttft_queue T_pf rho / (1 - rho)
-           + ttft_admit C TPOT + ttft_overhead_s
+           + ttft_admit (C / dp) TPOT + ttft_overhead_s
 
 (disaggregated rows: rho = 0 for TPOT, no cycle term, the KV transfer moved
 to the left side). Each backend's constants are the non-negative least
@@ -71,7 +71,7 @@ def features(rows, model_dir):
         ttft, tpot = float(r["silicon_ttft_ms"]) / 1e3, float(r["silicon_tpot_ms"]) / 1e3
         osl, c = e.osl, e.concurrency
         out.append(dict(backend=r["backend"], mode=e.mode, t_pf=b["prefill_s"], k=b["kernels_raw"], x=b["comm_raw"],
-                        xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot,
+                        xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot, dp=e.plan.dp,
                         workers=_workers(r)))
     return out
 
@@ -100,10 +100,10 @@ def fit_backend(fs):
     for f in fs:
         if f["mode"] == "agg":
             lam = f["c"] / (f["ttft"] + max(0, f["osl"] - 1) * f["tpot"])
-            rho = min(0.95, lam * f["t_pf"])
+            rho = min(0.95, lam * f["t_pf"] / f["dp"])
             rows_tpot.append([f["k"], f["x"], 1.0, rho * f["tpot"]])
             y_tpot.append(f["tpot"])
-            rows_ttft.append([f["t_pf"], 1.0 / lam, f["t_pf"] * rho / (1 - rho), f["c"] * f["tpot"], 1.0])
+            rows_ttft.append([f["t_pf"], 1.0 / lam, f["t_pf"] * rho / (1 - rho), f["c"] / f["dp"] * f["tpot"], 1.0])
             y_ttft.append(f["ttft"])
         else:
             rows_tpot.append([f["k"], f["x"], 1.0, 0.0])

@@ -97,12 +97,12 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.9093, comm_eff=0.2367, step_overhead_s=0.001552, prefill_mix=0.95, ttft_prefill=2.47,
-                   ttft_cycle=0, ttft_queue=0.3228, ttft_admit=0.07702, ttft_overhead_s=0.07296),
-    "vllm": dict(kernel_eff=0.8137, comm_eff=1.129, step_overhead_s=0, prefill_mix=0.8916, ttft_prefill=1.598,
-                 ttft_cycle=0, ttft_queue=0.02963, ttft_admit=0.09394, ttft_overhead_s=0.02099),
-    "sglang": dict(kernel_eff=0.8354, comm_eff=0.1531, step_overhead_s=0.003998, prefill_mix=0.6651, ttft_prefill=0.8,
-                   ttft_cycle=0.0001818, ttft_queue=1.95, ttft_admit=0.06832, ttft_overhead_s=0.2245),
+    "trtllm": dict(kernel_eff=0.9228, comm_eff=0.2358, step_overhead_s=0.001528, prefill_mix=0.95, ttft_prefill=2.785,
+                   ttft_cycle=0, ttft_queue=0.2164, ttft_admit=0.07517, ttft_overhead_s=0.06999),
+    "vllm": dict(kernel_eff=0.84, comm_eff=1.113, step_overhead_s=0, prefill_mix=0.8877, ttft_prefill=2.019, ttft_cycle=0,
+                 ttft_queue=0.01056, ttft_admit=0.09295, ttft_overhead_s=0.01956),
+    "sglang": dict(kernel_eff=0.8527, comm_eff=0.1482, step_overhead_s=0.004136, prefill_mix=0.664, ttft_prefill=1.454,
+                   ttft_cycle=0, ttft_queue=4.992, ttft_admit=0.07192, ttft_overhead_s=0.1901),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -376,8 +376,11 @@ def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, i
     model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
     system: System = _KEEP[skey]  # type: ignore[assignment]
     ep, moe_tp = plan.expert_layout(model)
-    sh = LayerShape(micro_batch=requests, seq_len=isl, tp=plan.tp, ep=ep, etp=moe_tp, sp=False, attention="flash",
-                    act_bytes=2.0)
+    # Without sequence parallelism every expert shard sees all routed tokens: for the FLOPs on
+    # one GPU an expert mesh of ep x moe_tp is the same as ep x moe_tp-way expert parallelism
+    # (the training operators' etp would gather tokens across a sequence-parallel group).
+    sh = LayerShape(micro_batch=requests, seq_len=isl, tp=plan.tp, ep=ep * moe_tp, etp=1, sp=False,
+                    attention="flash", act_bytes=2.0)
     dt = GEMM_DTYPE[plan.precision]
     total = 0.0
     sigs: dict[tuple, list[int]] = {}
@@ -387,7 +390,7 @@ def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, i
         c = _compute(layer_ops(model, layers[0], sh), system, dt)
         comm = 0.0
         for op in c.comm_ops:
-            group = {"tp": plan.tp, "ep": ep, "etp": moe_tp}.get(op.group, 1)
+            group = {"tp": plan.tp, "ep": ep * moe_tp}.get(op.group, 1)
             comm += _coll(op.collective, op.bytes, group, system)
         total += (c.fwd + comm) * len(layers)
     acc = system.accelerator
@@ -405,24 +408,25 @@ def prefill_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int
 # closed loop
 # ---------------------------------------------------------------------------
 
-def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: BackendConstants
+def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: BackendConstants, groups: int = 1
                 ) -> tuple[float, float, float, float]:
     """(TTFT, TPOT, request rate, prefill share) at a fixed concurrency: the fixed point of
     ``lambda = C / (TTFT + (osl - 1) TPOT)`` with ``rho = lambda T_pf`` and TPOT,
-    TTFT as in :class:`BackendConstants`."""
+    TTFT as in :class:`BackendConstants`. ``groups`` attention-DP groups prefill and admit
+    requests side by side (each sees ``1 / groups`` of the load)."""
     lam = concurrency / (t_pf + max(0, osl - 1) * t_step + 1e-12)
     ttft = tpot = rho = 0.0
     for _ in range(300):
-        rho = min(0.95, lam * t_pf)
+        rho = min(0.95, lam * t_pf / groups)
         tpot = t_step / max(0.05, 1.0 - c.prefill_mix * rho)
         ttft = (c.ttft_prefill * t_pf + c.ttft_cycle / lam + c.ttft_queue * t_pf * rho / (1.0 - rho)
-                + c.ttft_admit * concurrency * tpot + c.ttft_overhead_s)
+                + c.ttft_admit * concurrency / groups * tpot + c.ttft_overhead_s)
         new = concurrency / (ttft + max(0, osl - 1) * tpot)
         if abs(new - lam) <= 1e-10 * lam:
             lam = new
             break
         lam = 0.5 * lam + 0.5 * new
-    return ttft, tpot, lam, min(0.95, lam * t_pf)
+    return ttft, tpot, lam, min(0.95, lam * t_pf / groups)
 
 
 def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int, concurrency: int,
@@ -440,7 +444,7 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     consts = BACKENDS[plan.backend]
     if mode == "agg":
         t_pf = prefill_s(model, system, plan, 1, isl)
-        ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts)
+        ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts, plan.dp)
         gpus = plan.gpus
         breakdown = {"prefill_s": t_pf, "decode_step_s": t_dec, "prefill_share": rho,
                      "ttft_wait_s": ttft - t_pf, **{k: v for k, v in dec.items()}}
