@@ -200,6 +200,8 @@ def serve(
     disagg: str = typer.Option("auto", "--disagg", help="auto, on (only disaggregated) or off."),
     backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    export_to: Optional[str] = typer.Option(None, "--export", help="Print the best plan as vllm, sglang or trtllm "
+                                            "launch commands, or a k8s manifest."),
 ) -> None:
     """The best aggregated and disaggregated serving plans under TTFT / TPOT SLOs."""
     from planner.search.serving import search_serving
@@ -219,6 +221,15 @@ def serve(
     m, s = planner.get_model(model), planner.get_system(gpu)
     res = search_serving(m, s, gpus, isl, osl, _ms(ttft, "--ttft"), _ms(tpot, "--tpot"), rate=rate,
                          backend=backend, disagg=disagg, objective=objective)  # type: ignore[arg-type]
+    if export_to is not None:
+        from planner.export.serving import export_serving
+
+        text = export_serving(res, m, export_to)
+        if as_json:
+            print_json({**res.model_dump(mode="json"), "export": {"target": export_to, "text": text}})
+        else:
+            print(text)
+        return
     if as_json:
         print_json(res.model_dump(mode="json"))
         return

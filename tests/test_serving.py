@@ -278,3 +278,12 @@ def test_simulate_cli():
     d = json.loads(r.stdout)
     assert {"p50", "p90", "p99"} <= set(d["simulation"]["ttft_ms"]) and d["goodput"]["goodput_rps"] > 0
     assert_one_line_error(run("simulate", "--model", "llama-3.1-8b", "--gpu", "h100"), "exactly one of --trace")
+
+
+@pytest.mark.parametrize("target, marker", [("vllm", "vllm serve"), ("sglang", "sglang.launch_server"),
+                                            ("trtllm", "trtllm-serve"), ("k8s", "kind: Deployment")])
+def test_serve_export(target, marker):
+    r = run("serve", "--model", "qwen3-32b", "--gpu", "h200", "--gpus", "32", "--isl", "4000", "--osl", "500",
+            "--ttft", "300ms", "--tpot", "10ms", "--export", target)
+    assert r.returncode == 0, r.stderr
+    assert marker in r.stdout
