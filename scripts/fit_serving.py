@@ -6,12 +6,12 @@ Blackwell rows are scored after the fit and never used in it.
 
 For every calibration row the model gives, with unit constants: the prefill
 kernel time ``T_pf`` of one request (disaggregated: of the prefill batch), the
-decode step's kernel time ``K`` and collective time ``X`` at the row's
+decode step's kernel time ``K`` (expert kernels ``K_moe`` apart) and collective time ``X`` at the row's
 concurrency. With the measured TTFT and TPOT the request rate of the closed
 loop is known, ``lambda = C / (TTFT + (osl - 1) TPOT)``, and so is the prefill
 share ``rho = lambda T_pf / dp`` (attention-DP groups prefill side by side). Both targets are then linear in the constants:
 
-    TPOT = kernel_eff K + comm_eff X + step_overhead_s + prefill_mix rho TPOT
+    TPOT = kernel_eff K + moe_eff K_moe + comm_eff X + step_overhead_s + prefill_mix rho TPOT
     TTFT = ttft_prefill T_pf + ttft_cycle / lambda + ttft_queue T_pf rho / (1 - rho)
            + ttft_admit (C / dp) TPOT + ttft_overhead_s
 
@@ -70,7 +70,8 @@ def features(rows, model_dir):
         b = e.breakdown
         ttft, tpot = float(r["silicon_ttft_ms"]) / 1e3, float(r["silicon_tpot_ms"]) / 1e3
         osl, c = e.osl, e.concurrency
-        out.append(dict(backend=r["backend"], mode=e.mode, t_pf=b["prefill_s"], k=b["kernels_raw"], x=b["comm_raw"],
+        out.append(dict(backend=r["backend"], mode=e.mode, t_pf=b["prefill_s"], k=b["kernels_raw"], moe=b["moe_raw"],
+                        x=b["comm_raw"],
                         xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot, dp=e.plan.dp,
                         workers=_workers(r)))
     return out
@@ -101,12 +102,12 @@ def fit_backend(fs):
         if f["mode"] == "agg":
             lam = f["c"] / (f["ttft"] + max(0, f["osl"] - 1) * f["tpot"])
             rho = min(0.95, lam * f["t_pf"] / f["dp"])
-            rows_tpot.append([f["k"], f["x"], 1.0, rho * f["tpot"]])
+            rows_tpot.append([f["k"], f["moe"], f["x"], 1.0, rho * f["tpot"]])
             y_tpot.append(f["tpot"])
             rows_ttft.append([f["t_pf"], 1.0 / lam, f["t_pf"] * rho / (1 - rho), f["c"] / f["dp"] * f["tpot"], 1.0])
             y_ttft.append(f["ttft"])
         else:
-            rows_tpot.append([f["k"], f["x"], 1.0, 0.0])
+            rows_tpot.append([f["k"], f["moe"], f["x"], 1.0, 0.0])
             y_tpot.append(f["tpot"])
             rows_ttft.append([f["t_pf"], 0.0, 0.0, 0.0, 1.0])
             y_ttft.append(max(1e-6, f["ttft"] - f["xfer"]))
@@ -115,11 +116,11 @@ def fit_backend(fs):
     w_t, w_f = 1.0 / yt, 1.0 / yf  # relative errors
     # physical floors: kernels are at most 30 % faster than the model's roofline,
     # and a first token takes at least 80 % of the model's prefill time
-    lb_t = np.array([KERNEL_EFF_MIN, 0.0, 0.0, 0.0])
+    lb_t = np.array([KERNEL_EFF_MIN, KERNEL_EFF_MIN, 0.0, 0.0, 0.0])
     lb_f = np.array([TTFT_PREFILL_MIN, 0.0, 0.0, 0.0, 0.0])
-    e, g, o, mix = _irls(at, yt, w_t, lb_t)
+    e, em, g, o, mix = _irls(at, yt, w_t, lb_t)
     a, b, c, q, d = _irls(af, yf, w_f, lb_f)
-    return dict(kernel_eff=e, comm_eff=g, step_overhead_s=o, prefill_mix=min(mix, 0.95), ttft_prefill=a, ttft_cycle=b,
+    return dict(kernel_eff=e, moe_eff=em, comm_eff=g, step_overhead_s=o, prefill_mix=min(mix, 0.95), ttft_prefill=a, ttft_cycle=b,
                 ttft_queue=c, ttft_admit=q, ttft_overhead_s=d)
 
 
@@ -146,7 +147,7 @@ def main() -> None:
     model_dir = ref / "model_configs"
     cal = [r for r in rows if r["system"] in CALIBRATION]
     report = [r for r in rows if r["system"] not in CALIBRATION]
-    unit = dict(kernel_eff=1.0, comm_eff=1.0, step_overhead_s=0.0, prefill_mix=0.0, ttft_prefill=1.0, ttft_cycle=0.0,
+    unit = dict(kernel_eff=1.0, moe_eff=1.0, comm_eff=1.0, step_overhead_s=0.0, prefill_mix=0.0, ttft_prefill=1.0, ttft_cycle=0.0,
                 ttft_queue=0.0, ttft_admit=0.0, ttft_overhead_s=0.0)
     for name in serving.BACKENDS:
         serving.BACKENDS[name] = replace(serving.BACKENDS[name], **unit)

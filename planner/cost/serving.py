@@ -67,7 +67,8 @@ GEMM_DTYPE = {"bf16": "bf16", "fp16": "fp16", "fp8": "fp8", "int4": "bf16", "fp4
 class BackendConstants:
     """Engine behaviour not in the kernels (fitted, see the module docstring).
 
-    Decode step: ``t_step = kernel_eff * kernels + comm_eff * collectives + step_overhead_s``;
+    Decode step: ``t_step = kernel_eff * kernels + moe_eff * expert kernels + comm_eff * collectives
+    + step_overhead_s`` (engines differ most in their fused-MoE kernels);
     with prefills mixed in (chunked prefill), ``TPOT = t_step + prefill_mix * rho * TPOT``
     (the prefill work that lands in each iteration, ``prefill_mix < 1`` where it
     overlaps the decode's memory-bound kernels).
@@ -79,6 +80,7 @@ class BackendConstants:
     """
 
     kernel_eff: float
+    moe_eff: float
     comm_eff: float
     step_overhead_s: float
     prefill_mix: float
@@ -97,12 +99,12 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.9228, comm_eff=0.2358, step_overhead_s=0.001528, prefill_mix=0.95, ttft_prefill=2.785,
-                   ttft_cycle=0, ttft_queue=0.2164, ttft_admit=0.07517, ttft_overhead_s=0.06999),
-    "vllm": dict(kernel_eff=0.84, comm_eff=1.113, step_overhead_s=0, prefill_mix=0.8877, ttft_prefill=2.019, ttft_cycle=0,
-                 ttft_queue=0.01056, ttft_admit=0.09295, ttft_overhead_s=0.01956),
-    "sglang": dict(kernel_eff=0.8527, comm_eff=0.1482, step_overhead_s=0.004136, prefill_mix=0.664, ttft_prefill=1.454,
-                   ttft_cycle=0, ttft_queue=4.992, ttft_admit=0.07192, ttft_overhead_s=0.1901),
+    "trtllm": dict(kernel_eff=0.8328, moe_eff=1.068, comm_eff=0.2362, step_overhead_s=0.001675, prefill_mix=0.95,
+                   ttft_prefill=2.785, ttft_cycle=0, ttft_queue=0.2164, ttft_admit=0.07517, ttft_overhead_s=0.06999),
+    "vllm": dict(kernel_eff=0.8053, moe_eff=0.9152, comm_eff=1.142, step_overhead_s=0, prefill_mix=0.9062,
+                 ttft_prefill=2.019, ttft_cycle=0, ttft_queue=0.01056, ttft_admit=0.09295, ttft_overhead_s=0.01956),
+    "sglang": dict(kernel_eff=0.7194, moe_eff=1.342, comm_eff=0.1523, step_overhead_s=0.003315, prefill_mix=0.8085,
+                   ttft_prefill=1.454, ttft_cycle=0, ttft_queue=4.992, ttft_admit=0.07192, ttft_overhead_s=0.1901),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -361,8 +363,9 @@ def decode_step_s(model: ModelSpec, system: System, plan: ServingPlan, batch: in
     if plan.pp > 1:
         comm += (plan.pp - 1) * _coll("send_recv", m * model.hidden_size * 2.0, 2, system)
     kernels = sum(parts.values())
-    return {"kernels_raw": kernels, "comm_raw": comm,
-            "step": consts.kernel_eff * kernels + consts.comm_eff * comm + consts.step_overhead_s,
+    return {"kernels_raw": kernels - parts["moe"], "moe_raw": parts["moe"], "comm_raw": comm,
+            "step": (consts.kernel_eff * (kernels - parts["moe"]) + consts.moe_eff * parts["moe"]
+                     + consts.comm_eff * comm + consts.step_overhead_s),
             **{f"decode_{k}": v for k, v in parts.items()}, "decode_comm": comm}
 
 
