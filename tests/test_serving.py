@@ -287,3 +287,18 @@ def test_serve_export(target, marker):
             "--ttft", "300ms", "--tpot", "10ms", "--export", target)
     assert r.returncode == 0, r.stderr
     assert marker in r.stdout
+
+
+def test_sliding_window_layers_keep_only_the_window():
+    from planner.cost.serving import kv_bytes_per_request_per_gpu
+
+    m = planner.get_model("gpt-oss-120b")  # alternating sliding (128) and full attention layers
+    plan = ServingPlan(tp=4, precision="fp4")
+    full = kv_bytes_per_token_per_gpu(m, plan)
+    sliding = sum(1 for k in m.layer_attention if k == "sliding")
+    assert sliding and m.sliding_window
+    req = kv_bytes_per_request_per_gpu(m, plan, 9216)
+    per_layer = full / sum(1 for k in m.layer_attention if k != "linear")
+    assert req == pytest.approx(full * 9216 - per_layer * sliding * (9216 - m.sliding_window))
+    mem = serving_memory(m, planner.get_system("h100"), plan, 8192, 1024)
+    assert mem.max_concurrency > mem.kv_capacity_tokens // 9216  # more requests fit than full layers suggest

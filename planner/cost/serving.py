@@ -153,7 +153,8 @@ class ServingMemory(BaseModel):
     workspace_bytes: float
     kv_bytes_per_token: float = Field(description="KV cache bytes per token on one GPU")
     kv_capacity_tokens: int = Field(description="tokens of KV cache one worker holds")
-    max_concurrency: int = Field(description="requests of isl + osl tokens that fit at once")
+    max_concurrency: int = Field(description="requests of isl + osl tokens that fit at once (sliding-window "
+                                 "layers keep at most the window)")
     capacity_bytes: float
     usable_bytes: float
 
@@ -247,9 +248,23 @@ def serving_memory(model: ModelSpec, system: System, plan: ServingPlan, isl: int
     free = max(0.0, usable - weights - workspace)
     # attention DP: each dp group holds its own requests' KV, so tokens add up over dp
     tokens = int(free / kv_tok) * plan.dp if kv_tok > 0 else 0
+    per_request = kv_bytes_per_request_per_gpu(model, plan, isl + osl)
+    max_conc = int(free / per_request) * plan.dp if per_request > 0 else 0
     return ServingMemory(weights_bytes=weights, workspace_bytes=workspace, kv_bytes_per_token=kv_tok,
-                         kv_capacity_tokens=tokens, max_concurrency=tokens // max(1, isl + osl),
+                         kv_capacity_tokens=tokens, max_concurrency=max_conc,
                          capacity_bytes=cap, usable_bytes=usable)
+
+
+def kv_bytes_per_request_per_gpu(model: ModelSpec, plan: ServingPlan, tokens: int) -> float:
+    """KV bytes of one request of ``tokens`` tokens on one GPU: full-attention layers keep every
+    token, sliding-window layers at most the window (gpt-oss, Gemma, Mistral)."""
+    full = kv_bytes_per_token_per_gpu(model, plan)
+    kv_layers = _kv_layers(model)
+    if not kv_layers or not model.sliding_window:
+        return full * tokens
+    sliding = sum(1 for k in model.layer_attention if k == "sliding")
+    per_layer = full / kv_layers
+    return per_layer * ((kv_layers - sliding) * tokens + sliding * min(tokens, model.sliding_window))
 
 
 # ---------------------------------------------------------------------------
@@ -494,4 +509,4 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
 
 __all__ = ["BACKENDS", "BackendConstants", "closed_loop", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
            "ServingPlan", "WEIGHT_BYTES", "check_serving_plan", "decode_step_s", "estimate_serving",
-           "kv_bytes_per_token_per_gpu", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]
+           "kv_bytes_per_request_per_gpu", "kv_bytes_per_token_per_gpu", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]
