@@ -18,17 +18,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# A representative planning job on built-in specs (the best plan for Llama-3.1-70B on
-# 1,024 H100s, then one explicit plan estimated), then the check against published
-# Megatron-LM runs when the reference data is there.
+# A representative planning job on built-in specs (the best training plan for
+# Llama-3.1-70B on 1,024 H100s, one explicit plan estimated, the best serving plans for
+# Qwen3-32B on 32 H200s), then the checks against published and measured runs when the
+# reference data is there.
 demo: $(STAMP)
 	$(BIN)/planner train --model llama-3.1-70b --gpu h100 --gpus 1024 --seq 8192 --gbs 1024 --tokens 15T
 	@echo
 	$(BIN)/planner estimate train --model llama-3.1-70b --gpu h100 --gpus 64 --tp 8 --pp 2 --mbs 1 --gbs 512 --seq 8192
+	@echo
+	$(BIN)/planner serve --model qwen3-32b --gpu h200 --gpus 32 --isl 4000 --osl 500 --ttft 300ms --tpot 10ms
 	@if [ -d "$(REFERENCE)/training" ]; then \
 		echo; $(BIN)/planner validate training --reference "$(REFERENCE)"; \
+		echo; $(BIN)/planner validate serving --reference "$(REFERENCE)" --split report; \
 	else \
-		echo "($(REFERENCE) not found: skipping 'planner validate training')"; \
+		echo "($(REFERENCE) not found: skipping 'planner validate training' and 'planner validate serving')"; \
 	fi
 
 test: $(STAMP)
