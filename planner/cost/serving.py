@@ -48,10 +48,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
-from .comm import collective_time_s
 from .compute import gemm_time_s, memory_bound_time_s
 from .ops import LayerShape, layer_ops
-from .training import _compute, _key, _KEEP
+from .training import _KEEP, _compute, _key, _layer_table, _representatives_cached, _stages_cached
+from .training import _coll as _train_coll
 
 Precision = Literal["bf16", "fp16", "fp8", "int4", "fp4"]
 Backend = Literal["trtllm", "vllm", "sglang"]
@@ -225,15 +225,8 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: ServingPlan) -> float:
     """Quantized linear weights, 16-bit embeddings / LM head / norms, on one GPU of the busiest stage."""
     wb = WEIGHT_BYTES[plan.precision]
     ep, moe_tp = plan.expert_layout(model)
-    dense = expert = 0.0
-    for i in range(model.num_layers):
-        total = model.layer_params(i)
-        if model.is_moe_layer(i):
-            routed, _ = model.moe_params()
-            dense += total - routed
-            expert += routed
-        else:
-            dense += total
+    _, table = _layer_table(_key(model))  # per layer: (non-expert params, routed-expert params)
+    dense, expert = sum(t[0] for t in table), sum(t[1] for t in table)
     embed = model.embedding_params + model.lm_head_params
     return (dense / plan.tp * wb + expert / (ep * moe_tp) * wb) / plan.pp + embed / plan.tp * 2.0
 
@@ -272,10 +265,16 @@ def kv_bytes_per_request_per_gpu(model: ModelSpec, plan: ServingPlan, tokens: in
 # ---------------------------------------------------------------------------
 
 def _coll(kind: str, nbytes: float, group: int, system: System) -> float:
+    """A collective over ``group`` GPUs packed into the scale-up domain (the training model's memoised call)."""
     if group <= 1 or nbytes <= 0:
         return 0.0
-    dom = system.node.scale_up_domain
-    return float(collective_time_s(kind, nbytes, group, system, ranks_per_domain=min(group, dom)))
+    return _train_coll(kind, nbytes, group, system, min(group, system.node.scale_up_domain))
+
+
+def _layer_kinds(mkey: int) -> list[tuple[int, int]]:
+    """(a representative layer, how many layers share its cost signature) for each kind of layer."""
+    reps = _representatives_cached(mkey)
+    return [(reps[sig], n) for sig, n in _stages_cached(mkey, 1, 1)[2][0]]
 
 
 @lru_cache(maxsize=65536)
@@ -363,14 +362,10 @@ def decode_step_s(model: ModelSpec, system: System, plan: ServingPlan, batch: in
     mkey, skey = _key(model), _key(system)
     consts = BACKENDS[plan.backend]
     parts = {"gemm": 0.0, "attention": 0.0, "moe": 0.0, "memory": 0.0, "comm": 0.0}
-    sigs: dict[tuple, list[int]] = {}
-    for i in range(model.num_layers):
-        sigs.setdefault((model.layer_attention[i], model.is_moe_layer(i)), []).append(i)
     ctx = int(round(context / 64.0)) * 64 or 64  # cache-friendly rounding (64-token blocks)
-    for layers in sigs.values():
-        t = _decode_layer_s(mkey, skey, layers[0], plan, batch, ctx)
-        for k, v in t.items():
-            parts[k] += v * len(layers)
+    for layer, n in _layer_kinds(mkey):
+        for k, v in _decode_layer_s(mkey, skey, layer, plan, batch, ctx).items():
+            parts[k] += v * n
     m = max(1, math.ceil(batch / plan.dp))
     acc = system.accelerator
     parts["gemm"] += float(gemm_time_s(m, -(-model.vocab_size // plan.tp), model.hidden_size, acc, "bf16", 1))
@@ -401,16 +396,13 @@ def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, i
                     attention="flash", act_bytes=2.0)
     dt = GEMM_DTYPE[plan.precision]
     total = 0.0
-    sigs: dict[tuple, list[int]] = {}
-    for i in range(model.num_layers):
-        sigs.setdefault((model.layer_attention[i], model.is_moe_layer(i)), []).append(i)
-    for layers in sigs.values():
-        c = _compute(layer_ops(model, layers[0], sh), system, dt)
+    for layer, n in _layer_kinds(mkey):
+        c = _compute(layer_ops(model, layer, sh), system, dt)
         comm = 0.0
         for op in c.comm_ops:
             group = {"tp": plan.tp, "ep": ep * moe_tp}.get(op.group, 1)
             comm += _coll(op.collective, op.bytes, group, system)
-        total += (c.fwd + comm) * len(layers)
+        total += (c.fwd + comm) * n
     acc = system.accelerator
     total += float(gemm_time_s(requests, -(-model.vocab_size // plan.tp), model.hidden_size, acc, "bf16", 1))
     return total + (plan.pp - 1) * _coll("send_recv", requests * isl * model.hidden_size * 2.0 / plan.tp, 2, system)
