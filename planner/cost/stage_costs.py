@@ -30,10 +30,12 @@ from .ops import LayerShape
 from .training import (
     TrainingPlan,
     _act_cached,
-    _coll,
+    _edge_act_bytes,
+    _edge_params,
     _extra_time_cached,
     _key,
     _layer_table,
+    _p2p_send_s,
     _representatives_cached,
     check_plan,
     groups_for,
@@ -95,30 +97,18 @@ def stage_costs(model: ModelSpec, system: System, plan: TrainingPlan) -> StageCo
     m = plan.num_microbatches
     inflight = tuple(inflight_microbatches(plan.pp, plan.vpp, m, s) for s in range(plan.pp))
     extra_t, extra_mem, sends_t = [], [], []
-    p2p_bytes = sh.tokens * model.hidden_size * 2.0 / plan.tp
-    t_p2p = _coll("send_recv", p2p_bytes, 2, system, 1 if groups.pp_cross_domain else 2) if plan.pp > 1 else 0.0
+    t_p2p = _p2p_send_s(model, system, plan, sh, groups)
     for s in range(plan.pp):
         first, last = s == 0, s == plan.pp - 1
         t = 0.0
-        mem = RUNTIME_RESERVED_BYTES
         if first or last:
-            lt = _extra_time_cached(mkey, _key(system), sh, plan.dtype, first, last, groups)
-            t += lt.fwd_compute_s + lt.bwd_compute_s + sum(lt.fwd_comm.values()) + sum(lt.bwd_comm.values())
-        sends = (1 if first or last else 2) * plan.vpp * t_p2p if plan.pp > 1 else 0.0
+            t += _extra_time_cached(mkey, _key(system), sh, plan.dtype, first, last, groups).total_s
+        sends = (1 if first or last else 2) * plan.vpp * t_p2p
         t += sends
         sends_t.append(sends)
-        dense = 0.0
-        if first:
-            dense += model.embedding_params / plan.tp
-            if model.dropout > 0:
-                mem += sh.sp_tokens * model.hidden_size * inflight[s]
-        if last:
-            dense += (model.lm_head_params or (model.vocab_size * model.hidden_size if plan.pp > 1 else 0)) / plan.tp
-            dense += model.final_norm_params
-            mem += 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp))
-        mem += states(dense, 0.0)
+        edge_act, logits = _edge_act_bytes(model, plan, sh, first, last, inflight[s])
         extra_t.append(t)
-        extra_mem.append(mem)
+        extra_mem.append(RUNTIME_RESERVED_BYTES + edge_act + logits + states(_edge_params(model, plan, first, last), 0.0))
     return StageCosts(
         kind=tuple(index[sig_of[i]] for i in range(model.num_layers)),
         t_none=tuple(ltime(g, base_mode) for g in sigs),

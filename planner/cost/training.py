@@ -543,13 +543,35 @@ def _params_on_gpu(model: ModelSpec, stage: int, plan: TrainingPlan) -> tuple[fl
     dense_sum, expert_sum, _ = _stage_param_sums(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk, stage)
     dense = dense_sum / plan.tp
     expert = expert_sum / (plan.ep * plan.expert_tp)
-    first, last = stage == 0, stage == plan.pp - 1
-    if first:
-        dense += model.embedding_params / plan.tp
+    return dense + _edge_params(model, plan, stage == 0, stage == plan.pp - 1), expert
+
+
+def _edge_params(model: ModelSpec, plan: TrainingPlan, first: bool, last: bool) -> float:
+    """Parameters on one GPU of the embedding (first stage) and of the LM head and final
+    norm (last stage); an LM head tied to the embedding is a separate copy once pp > 1."""
+    params = model.embedding_params / plan.tp if first else 0.0
     if last:
-        dense += (model.lm_head_params or (model.vocab_size * model.hidden_size if plan.pp > 1 else 0)) / plan.tp
-        dense += model.final_norm_params
-    return dense, expert
+        params += (model.lm_head_params or (model.vocab_size * model.hidden_size if plan.pp > 1 else 0)) / plan.tp
+        params += model.final_norm_params
+    return params
+
+
+def _edge_act_bytes(model: ModelSpec, plan: TrainingPlan, sh: LayerShape, first: bool, last: bool,
+                    inflight: float) -> tuple[float, float]:
+    """(activation bytes, other bytes) the embedding and loss add: the embedding dropout mask
+    of every in-flight micro-batch (first stage), fp32 logits for the loss (last stage)."""
+    act = sh.sp_tokens * model.hidden_size * inflight if first and model.dropout > 0 else 0.0
+    logits = 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp)) if last else 0.0
+    return act, logits
+
+
+def _p2p_send_s(model: ModelSpec, system: System, plan: TrainingPlan, sh: LayerShape, groups: Groups) -> float:
+    """One pipeline send of a micro-batch's activations (Megatron sends 1/tp of them per TP rank:
+    the scatter-gather optimisation, or SP's shard); 0 without pipelining."""
+    if plan.pp == 1:
+        return 0.0
+    return _coll("send_recv", sh.tokens * model.hidden_size * sh.act_bytes / plan.tp, 2, system,
+                 1 if groups.pp_cross_domain else 2)
 
 
 #: DeepSpeed ZeRO-3 (2021) per-tensor collectives reach this fraction of the
@@ -652,11 +674,9 @@ def _stage_act_other(model: ModelSpec, plan: TrainingPlan, sh: LayerShape, s: in
     recomputed = [g for (g, mode) in counts if mode == "full"]
     if recomputed:
         act += max(_act_cached(mkey, reps[g], sh, "none") for g in recomputed)  # one layer re-materialised
-    if s == 0 and model.dropout > 0:
-        act += sh.sp_tokens * model.hidden_size * inflight  # embedding dropout mask
-    other = RUNTIME_RESERVED_BYTES
-    if s == plan.pp - 1:
-        other += 4.0 * sh.tokens * (-(-model.vocab_size // plan.tp))  # fp32 logits for the loss
+    edge_act, logits = _edge_act_bytes(model, plan, sh, s == 0, s == plan.pp - 1, inflight)
+    act += edge_act
+    other = RUNTIME_RESERVED_BYTES + logits
     if plan.zero >= 3:  # two gathered layers' weights
         other += 2 * _stage_param_sums(mkey, plan.pp, plan.vpp, plan.layers_per_chunk, s)[2] / plan.tp * 2
     return act, other
@@ -691,11 +711,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     layer_parts: list[float] = []  # the layers' share of each stage time (for the interleaved bubble)
     seen: dict[tuple, tuple[dict[str, float], float, float]] = {}
     comm_key = {"tp": "tp_comm", "cp": "cp_comm", "ep": "ep_comm", "etp": "ep_comm"}
-    t_p2p = 0.0
-    if plan.pp > 1:
-        # Megatron sends 1/tp of the activation per TP rank (scatter-gather optimisation, or SP's shard)
-        p2p_bytes = sh.tokens * model.hidden_size * ab / plan.tp
-        t_p2p = _coll("send_recv", p2p_bytes, 2, system, 1 if groups.pp_cross_domain else 2)
+    t_p2p = _p2p_send_s(model, system, plan, sh, groups)
     for s in range(plan.pp):
         first, last = s == 0, s == plan.pp - 1
         ckey = (stage_sig_counts[s], first, last)
