@@ -15,10 +15,6 @@ from planner.cost.serving import ServingPlan, estimate_serving
 from planner.serving_rows import estimate_row, read_rows
 
 
-def p_gpus(tp: int, dp: int, pp: int) -> int:
-    return tp * dp * pp
-
-
 def _plan(tp: int, pp: int, dp: int, ep: Optional[int], precision: str, backend: str) -> ServingPlan:
     return ServingPlan(tp=tp, pp=pp, dp=dp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
 
@@ -60,7 +56,7 @@ def estimate_serve(
     if not est.fits:
         mem = est.memory
         if mem.max_concurrency == 0:
-            fail(f"{m.name} does not fit on {p_gpus(tp, dp, pp)} x {s.name} at {precision}: the weights alone need "
+            fail(f"{m.name} does not fit on {est.plan.gpus} x {s.name} at {precision}: the weights alone need "
                  f"{_gb(mem.weights_bytes)} GB per GPU and the KV cache and workspace more; {_gb(mem.usable_bytes)} GB "
                  f"are usable per GPU (try more --tp / --pp or a smaller --precision)")
         fail(f"concurrency {concurrency} does not fit the KV cache: at most {mem.max_concurrency} requests of "
@@ -169,20 +165,15 @@ def _ms(text: str, flag: str) -> float:
 
 
 def _trace_rate(path: Path) -> tuple[float, float, float]:
-    """(requests/s, mean prompt tokens, mean output tokens) of a request trace with columns
-    arrived_at, num_prefill_tokens, num_decode_tokens."""
-    if not path.is_file():
-        fail(f"trace {path} not found")
-    rows = read_rows(path)
-    try:
-        t = [float(r["arrived_at"]) for r in rows]
-        p = [float(r["num_prefill_tokens"]) for r in rows]
-        d = [float(r["num_decode_tokens"]) for r in rows]
-    except (KeyError, ValueError):
-        fail(f"{path}: expected columns arrived_at, num_prefill_tokens, num_decode_tokens")
-    if len(t) < 2 or max(t) <= min(t):
+    """(requests/s, mean prompt tokens, mean output tokens) of a request trace (read by
+    :func:`planner.simulate.trace_requests`)."""
+    from planner.simulate import trace_requests
+
+    reqs = trace_requests(path)
+    span = reqs[-1].arrival - reqs[0].arrival
+    if len(reqs) < 2 or span <= 0:
         fail(f"{path}: needs at least two requests at different times")
-    return (len(t) - 1) / (max(t) - min(t)), sum(p) / len(p), sum(d) / len(d)
+    return (len(reqs) - 1) / span, sum(r.isl for r in reqs) / len(reqs), sum(r.osl for r in reqs) / len(reqs)
 
 
 def serve(

@@ -29,6 +29,7 @@ class RowResult:
     tpot_ms: float | None
     reason: str = ""
     estimate: ServingEstimate | None = None
+    model: ModelSpec | None = None
 
 
 def _int(v: str | None, default: int = 1) -> int:
@@ -129,7 +130,7 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
             est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")))
     except (ServingError, ValueError) as e:
         return RowResult(rid, None, None, str(e).splitlines()[0])
-    return RowResult(rid, est.ttft_ms, est.tpot_ms, "", est)
+    return RowResult(rid, est.ttft_ms, est.tpot_ms, "", est, model)
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:

@@ -84,7 +84,7 @@ def validate_serving(reference_dir: str | Path, split: Literal["calibration", "r
             continue
         err = (abs(res.ttft_ms / float(r["silicon_ttft_ms"]) - 1), abs(res.tpot_ms / float(r["silicon_tpot_ms"]) - 1))
         all_errs.append(err)
-        kind = "moe" if res.estimate.assumptions and "balanced expert routing" in res.estimate.assumptions else "dense"
+        kind = "moe" if res.model is not None and res.model.is_moe else "dense"
         for g, key in (("system", r["system"]), ("mode", r["mode"]), ("backend", r["backend"]), ("kind", kind)):
             groups[g].setdefault(key, []).append(err)
     total = _group(all_errs)
