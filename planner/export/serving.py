@@ -245,6 +245,18 @@ def _quant_notes(engine: str, precision: str) -> list[str]:
 _QUANT_FLAG = {"fp8": "fp8", "fp4": "modelopt_fp4"}  # vLLM and SGLang --quantization values
 
 
+def _precision_flags(a: "_Args", notes: list[str], engine: str, plan: ServingPlan, kv_fp8: str) -> None:
+    """vLLM's and SGLang's shared weight / KV precision flags (``--quantization``, ``--dtype``,
+    ``--kv-cache-dtype``; the fp8 KV value is spelled per engine) and their notes."""
+    if plan.precision in _QUANT_FLAG:
+        a.add("--quantization", _QUANT_FLAG[plan.precision])
+    if plan.precision == "fp16":
+        a.add("--dtype", "float16")
+    notes += _quant_notes(engine, plan.precision)
+    if _kv_fp8(plan):
+        a.add("--kv-cache-dtype", kv_fp8)
+
+
 def vllm_launch(model: ModelSpec, plan: ServingPlan, concurrency: int, isl: int, osl: int,
                 memory_fraction: float | None = None, *, role: Role | None = None, port: int | None = None,
                 config_dir: str = "") -> Launch:
@@ -274,13 +286,7 @@ def vllm_launch(model: ModelSpec, plan: ServingPlan, concurrency: int, isl: int,
                      f"{concurrency} concurrent requests")
     a.add("--max-model-len", _max_len(model, isl, osl, notes))
     a.add("--gpu-memory-utilization", _fraction("vllm", memory_fraction))
-    if plan.precision in _QUANT_FLAG:
-        a.add("--quantization", _QUANT_FLAG[plan.precision])
-    if plan.precision == "fp16":
-        a.add("--dtype", "float16")
-    notes += _quant_notes("vllm", plan.precision)
-    if _kv_fp8(plan):
-        a.add("--kv-cache-dtype", "fp8")
+    _precision_flags(a, notes, "vllm", plan, kv_fp8="fp8")
     if role is not None:
         a.add("--kv-transfer-config", json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"},
                                                  separators=(",", ":")))
@@ -317,13 +323,7 @@ def sglang_launch(model: ModelSpec, plan: ServingPlan, concurrency: int, isl: in
     a.add("--max-running-requests", concurrency)
     a.add("--context-length", _max_len(model, isl, osl, notes))
     a.add("--mem-fraction-static", _fraction("sglang", memory_fraction))
-    if plan.precision in _QUANT_FLAG:
-        a.add("--quantization", _QUANT_FLAG[plan.precision])
-    if plan.precision == "fp16":
-        a.add("--dtype", "float16")
-    notes += _quant_notes("sglang", plan.precision)
-    if _kv_fp8(plan):
-        a.add("--kv-cache-dtype", "fp8_e4m3")
+    _precision_flags(a, notes, "sglang", plan, kv_fp8="fp8_e4m3")
     extra: dict[str, int] = {}
     if role is not None:
         a.add("--disaggregation-mode", role)

@@ -444,9 +444,7 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
                         even_layers=even_layers, micro_batches=tuple(micro_batches),
                         capacity=capacity)
     counter: Counter = Counter()
-    counts = _gpu_counts(system, gpus, "time" if objective == "time" and not pareto else objective)
-    if objective == "time" and pareto:
-        counts = _gpu_counts(system, gpus, "cost")
+    counts = _gpu_counts(system, gpus, "cost" if pareto else objective)  # a front needs several GPU counts
     per_count: dict[int, _CountResult] = {}
     pruned: Counter = Counter()
     shapes = 0
