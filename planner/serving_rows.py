@@ -73,11 +73,21 @@ def resolve_model(path: str, model_dir: str | Path | None, cache: dict[str, Mode
     return result
 
 
-def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, moe: bool, mla: bool = False) -> ServingPlan:
+def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, model: ModelSpec) -> ServingPlan:
     tp = _int(row.get(f"{prefix}tp_size"))
     dp = _int(row.get(f"{prefix}attention_dp_size"))
     ep = _int(row.get(f"{prefix}moe_ep_size"))
     moe_tp = _int(row.get(f"{prefix}moe_tp_size"))
+    moe = model.is_moe
+    # No engine splits attention heads unevenly: a tp that does not divide the heads
+    # is the world size of a worker with attention data parallelism (TensorRT-LLM's
+    # enable_attention_dp, SGLang's --enable-dp-attention with dp = tp), each rank
+    # attending for its own requests. Experts that cannot be split moe_tp ways are
+    # then spread as expert parallelism.
+    if tp > 1 and model.num_heads % tp:
+        dp, tp = dp * tp, 1
+        if moe and model.moe.expert_intermediate_size % moe_tp:  # type: ignore[union-attr]
+            ep, moe_tp = ep * moe_tp, 1
     # The expert mesh and the attention mesh are the same GPUs: when a row gives a
     # larger expert mesh, the difference is data-parallel attention (vLLM's DP +
     # EP); a smaller one is spread as expert parallelism.
@@ -119,14 +129,14 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
             db, dw = row.get("decode_batch_size"), row.get("decode_num_workers")
             if not (pb and pw and db and dw):
                 return RowResult(rid, None, None, "disaggregated row without batch sizes and worker counts")
-            dplan = _plan(row, "decode_", precision, backend, model.is_moe, model.mla is not None)
-            pplan = _plan(row, "prefill_", precision, backend, model.is_moe, model.mla is not None)
+            dplan = _plan(row, "decode_", precision, backend, model)
+            pplan = _plan(row, "prefill_", precision, backend, model)
             est = estimate_serving(model, system, dplan, isl, osl, _int(db), mode="disagg", prefill_plan=pplan,
                                    prefill_batch=_int(pb), prefill_workers=_int(pw), decode_workers=_int(dw))
         else:
             if not row.get("batch_size"):
                 return RowResult(rid, None, None, "no concurrency (batch_size)")
-            plan = _plan(row, "", precision, backend, model.is_moe, model.mla is not None)
+            plan = _plan(row, "", precision, backend, model)
             est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")))
     except (ServingError, ValueError) as e:
         return RowResult(rid, None, None, str(e).splitlines()[0])

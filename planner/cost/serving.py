@@ -72,11 +72,16 @@ class BackendConstants:
     with prefills mixed in (chunked prefill), ``TPOT = t_step + prefill_mix * rho * TPOT``
     (the prefill work that lands in each iteration, ``prefill_mix < 1`` where it
     overlaps the decode's memory-bound kernels).
-    First token in the closed loop: ``TTFT = ttft_prefill * T_pf + ttft_cycle / lambda
-    + ttft_queue * T_pf rho / (1 - rho) + ttft_admit * C * TPOT + ttft_overhead_s``:
-    the prefill itself, a wait proportional to the time between request
-    completions, an M/D/1 queue behind other prefills, and admission behind the
-    requests that arrived in the same burst (a share of C decode iterations).
+    First token in the closed loop: ``TTFT = ttft_prefill * T_dense + ttft_prefill_moe * T_experts
+    + ttft_cycle / lambda + ttft_queue * T_pf rho / (1 - rho) + ttft_admit * C * TPOT
+    + ttft_burst * (C - 1) / 2 * T_burst + ttft_overhead_s``: the prefill itself (its dense
+    and routed-expert kernels, whose grouped GEMMs run further from the roofline), a wait
+    proportional to the time between request completions, an M/D/1 queue behind other
+    prefills, admission behind the requests that arrived in the same burst (a share of C
+    decode iterations), and the prompts prefilled ahead of a request when the C requests
+    arrive together at the start of a run (``T_burst``: prefill time per request with as
+    many prompts packed per forward pass as the token budget allows; the constant is the
+    share of requests that arrive that way). All per attention-DP group.
     """
 
     kernel_eff: float
@@ -85,9 +90,11 @@ class BackendConstants:
     step_overhead_s: float
     prefill_mix: float
     ttft_prefill: float
+    ttft_prefill_moe: float
     ttft_cycle: float
     ttft_queue: float
     ttft_admit: float
+    ttft_burst: float
     ttft_overhead_s: float
     mem_fraction: float  # share of GPU memory the engine takes for weights + KV
     kv_fp8_when_quantized: bool  # KV cache in fp8 when weights are fp8 / fp4
@@ -95,16 +102,13 @@ class BackendConstants:
 
 #: Fitted by scripts/fit_serving.py on the h100_sxm / h200_sxm rows of
 #: shared/reference/serving/measured_serving.csv (calibration split only; 779
-#: trtllm, 555 vllm, 236 sglang rows). Memory fractions and KV dtypes are the
+#: trtllm, 576 vllm, 281 sglang rows). Memory fractions and KV dtypes are the
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.8328, moe_eff=1.068, comm_eff=0.2362, step_overhead_s=0.001675, prefill_mix=0.95,
-                   ttft_prefill=2.785, ttft_cycle=0, ttft_queue=0.2164, ttft_admit=0.07517, ttft_overhead_s=0.06999),
-    "vllm": dict(kernel_eff=0.8053, moe_eff=0.9152, comm_eff=1.142, step_overhead_s=0, prefill_mix=0.9062,
-                 ttft_prefill=2.019, ttft_cycle=0, ttft_queue=0.01056, ttft_admit=0.09295, ttft_overhead_s=0.01956),
-    "sglang": dict(kernel_eff=0.7194, moe_eff=1.342, comm_eff=0.1523, step_overhead_s=0.003315, prefill_mix=0.8085,
-                   ttft_prefill=1.454, ttft_cycle=0, ttft_queue=4.992, ttft_admit=0.07192, ttft_overhead_s=0.1901),
+    "trtllm": dict(kernel_eff=0.8328, moe_eff=1.068, comm_eff=0.2362, step_overhead_s=0.001675, prefill_mix=0.95, ttft_prefill=1.907, ttft_prefill_moe=2.735, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04625, ttft_burst=0.08386, ttft_overhead_s=0.0822),
+    "vllm": dict(kernel_eff=0.8053, moe_eff=0.9152, comm_eff=1.142, step_overhead_s=0, prefill_mix=0.9062, ttft_prefill=1.336, ttft_prefill_moe=2.613, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04612, ttft_burst=0.09277, ttft_overhead_s=0.01964),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.3, comm_eff=0, step_overhead_s=0.004723, prefill_mix=0.7795, ttft_prefill=1.151, ttft_prefill_moe=0.8, ttft_cycle=0.000381, ttft_queue=3.139, ttft_admit=0.02466, ttft_burst=0.1782, ttft_overhead_s=0.193),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -185,14 +189,17 @@ class ServingEstimate(BaseModel):
 
 def check_serving_plan(model: ModelSpec, system: System, plan: ServingPlan) -> None:
     mesh = plan.tp * plan.dp
+    if plan.tp > 1 and model.num_heads % plan.tp:
+        raise ServingError(f"tp {plan.tp} does not divide the {model.num_heads} attention heads of {model.name}; "
+                           f"spread the GPUs as attention data parallelism (dp) instead")
     if plan.pp > model.num_layers:
         raise ServingError(f"pp {plan.pp} exceeds the {model.num_layers} layers of {model.name}")
     if model.is_moe:
         ep, moe_tp = plan.expert_layout(model)
         if ep * moe_tp != mesh:
             raise ServingError(f"ep {ep} x moe_tp {moe_tp} = {ep * moe_tp} must equal tp x dp = {mesh}")
-        if model.moe.num_experts % ep:  # type: ignore[union-attr]
-            raise ServingError(f"ep {ep} does not divide the {model.moe.num_experts} experts of {model.name}")  # type: ignore[union-attr]
+        if ep > model.moe.num_experts:  # type: ignore[union-attr]
+            raise ServingError(f"ep {ep} exceeds the {model.moe.num_experts} experts of {model.name}")  # type: ignore[union-attr]
     elif plan.ep not in (None, 1):
         raise ServingError(f"ep {plan.ep} given but {model.name} has no experts")
     if plan.precision == "fp8" and not system.accelerator.has_native("fp8"):
@@ -228,7 +235,10 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: ServingPlan) -> float:
     _, table = _layer_table(_key(model))  # per layer: (non-expert params, routed-expert params)
     dense, expert = sum(t[0] for t in table), sum(t[1] for t in table)
     embed = model.embedding_params + model.lm_head_params
-    return (dense / plan.tp * wb + expert / (ep * moe_tp) * wb) / plan.pp + embed / plan.tp * 2.0
+    # an ep that does not divide the experts gives every GPU ceil(E / ep) slots, the spare
+    # ones holding redundant copies of hot experts (EPLB, TensorRT-LLM / SGLang wide EP)
+    share = 1.0 / ep if not model.is_moe else math.ceil(model.moe.num_experts / ep) / model.moe.num_experts  # type: ignore[union-attr]
+    return (dense / plan.tp * wb + expert * share / moe_tp * wb) / plan.pp + embed / plan.tp * 2.0
 
 
 def serving_memory(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int) -> ServingMemory:
@@ -383,9 +393,14 @@ def decode_step_s(model: ModelSpec, system: System, plan: ServingPlan, batch: in
 # prefill
 # ---------------------------------------------------------------------------
 
+_EXPERT_OPS = frozenset({"router", "permute", "experts_up", "experts_act", "experts_down", "unpermute",
+                         "moe_dispatch", "moe_combine"})
+
+
 @lru_cache(maxsize=8192)
-def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, isl: int) -> float:
-    """Forward pass of ``requests`` prompts of ``isl`` tokens on one attention-DP group."""
+def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, isl: int) -> tuple[float, float]:
+    """Forward pass of ``requests`` prompts of ``isl`` tokens on one attention-DP group:
+    (total seconds, of which routed-expert kernels and their all-to-alls)."""
     model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
     system: System = _KEEP[skey]  # type: ignore[assignment]
     ep, moe_tp = plan.expert_layout(model)
@@ -395,42 +410,75 @@ def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, i
     sh = LayerShape(micro_batch=requests, seq_len=isl, tp=plan.tp, ep=ep * moe_tp, etp=1, sp=False,
                     attention="flash", act_bytes=2.0)
     dt = GEMM_DTYPE[plan.precision]
-    total = 0.0
+    total = experts = 0.0
     for layer, n in _layer_kinds(mkey):
-        c = _compute(layer_ops(model, layer, sh), system, dt)
+        ops = layer_ops(model, layer, sh)
+        c = _compute(ops, system, dt)
         comm = 0.0
         for op in c.comm_ops:
             group = {"tp": plan.tp, "ep": ep * moe_tp}.get(op.group, 1)
-            comm += _coll(op.collective, op.bytes, group, system)
+            t = _coll(op.collective, op.bytes, group, system)
+            comm += t
+            experts += t * n if op.name in _EXPERT_OPS else 0.0
+        expert_ops = [op for op in ops if op.name in _EXPERT_OPS and op.kind != "comm"]
+        if expert_ops:
+            experts += _compute(expert_ops, system, dt).fwd * n
         total += (c.fwd + comm) * n
     acc = system.accelerator
     total += float(gemm_time_s(requests, -(-model.vocab_size // plan.tp), model.hidden_size, acc, "bf16", 1))
-    return total + (plan.pp - 1) * _coll("send_recv", requests * isl * model.hidden_size * 2.0 / plan.tp, 2, system)
+    total += (plan.pp - 1) * _coll("send_recv", requests * isl * model.hidden_size * 2.0 / plan.tp, 2, system)
+    return total, experts
 
 
 def prefill_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> float:
     """Kernel time to prefill ``requests`` prompts together (spread over the attention-DP groups)."""
     per_group = max(1, math.ceil(requests / plan.dp))
-    return _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)
+    return _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)[0]
+
+
+def prefill_expert_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> float:
+    """The routed-expert part of :func:`prefill_s` (grouped GEMMs, routing, all-to-alls)."""
+    per_group = max(1, math.ceil(requests / plan.dp))
+    return _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)[1]
+
+
+def first_token_prefill_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> float:
+    """The prefill term of TTFT: ``ttft_prefill`` x the dense kernels + ``ttft_prefill_moe`` x the expert kernels."""
+    c = BACKENDS[plan.backend]
+    per_group = max(1, math.ceil(requests / plan.dp))
+    total, experts = _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)
+    return c.ttft_prefill * (total - experts) + c.ttft_prefill_moe * experts
+
+
+def prefill_burst_s(model: ModelSpec, system: System, plan: ServingPlan, concurrency: int, isl: int) -> float:
+    """Prefill time per request when requests arrive together: the engine packs
+    ``MAX_BATCHED_TOKENS // isl`` prompts (at least one, at most the requests of one
+    attention-DP group) into each forward pass."""
+    per_group = max(1, math.ceil(concurrency / plan.dp))
+    n = max(1, min(per_group, MAX_BATCHED_TOKENS // max(1, isl)))
+    return _prefill_kernels_s(_key(model), _key(system), plan, n, isl)[0] / n
 
 
 # ---------------------------------------------------------------------------
 # closed loop
 # ---------------------------------------------------------------------------
 
-def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: BackendConstants, groups: int = 1
-                ) -> tuple[float, float, float, float]:
+def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: BackendConstants, groups: int = 1,
+                t_burst: float | None = None, t_first: float | None = None) -> tuple[float, float, float, float]:
     """(TTFT, TPOT, request rate, prefill share) at a fixed concurrency: the fixed point of
     ``lambda = C / (TTFT + (osl - 1) TPOT)`` with ``rho = lambda T_pf`` and TPOT,
     TTFT as in :class:`BackendConstants`. ``groups`` attention-DP groups prefill and admit
     requests side by side (each sees ``1 / groups`` of the load)."""
     lam = concurrency / (t_pf + max(0, osl - 1) * t_step + 1e-12)
     ttft = tpot = rho = 0.0
+    per_group = concurrency / groups
+    first = c.ttft_prefill * t_pf if t_first is None else t_first
+    burst = c.ttft_burst * max(0.0, per_group - 1.0) / 2.0 * (t_pf if t_burst is None else t_burst)
     for _ in range(300):
         rho = min(0.95, lam * t_pf / groups)
         tpot = t_step / max(0.05, 1.0 - c.prefill_mix * rho)
-        ttft = (c.ttft_prefill * t_pf + c.ttft_cycle / lam + c.ttft_queue * t_pf * rho / (1.0 - rho)
-                + c.ttft_admit * concurrency / groups * tpot + c.ttft_overhead_s)
+        ttft = (first + c.ttft_cycle / lam + c.ttft_queue * t_pf * rho / (1.0 - rho)
+                + c.ttft_admit * per_group * tpot + burst + c.ttft_overhead_s)
         new = concurrency / (ttft + max(0, osl - 1) * tpot)
         if abs(new - lam) <= 1e-10 * lam:
             lam = new
@@ -454,14 +502,18 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     consts = BACKENDS[plan.backend]
     if mode == "agg":
         t_pf = prefill_s(model, system, plan, 1, isl)
-        ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts, plan.dp)
+        t_burst = prefill_burst_s(model, system, plan, concurrency, isl)
+        t_first = first_token_prefill_s(model, system, plan, 1, isl)
+        ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts, plan.dp, t_burst, t_first)
         gpus = plan.gpus
-        breakdown = {"prefill_s": t_pf, "decode_step_s": t_dec, "prefill_share": rho,
+        breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, plan, 1, isl),
+                     "prefill_burst_s": t_burst, "decode_step_s": t_dec, "prefill_share": rho,
                      "ttft_wait_s": ttft - t_pf, **{k: v for k, v in dec.items()}}
     else:
         pplan = prefill_plan or plan
         check_serving_plan(model, system, pplan)
         t_pf = prefill_s(model, system, pplan, prefill_batch, isl)
+        t_first = first_token_prefill_s(model, system, pplan, prefill_batch, isl)
         kv_bytes = isl * model.kv_cache_bytes_per_token(kv_dtype_bytes(pplan))
         nic = system.node.nic_bandwidth_bytes_per_s * min(pplan.gpus, system.node.accelerators_per_node)
         t_xfer = kv_bytes / nic + system.node.network_latency_s
@@ -475,13 +527,14 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         for _ in range(400):
             rho = min(0.999, lam / capacity)
             wait = consts.ttft_queue * t_pf * rho / (1.0 - rho)
-            ttft = consts.ttft_prefill * t_pf + t_xfer + wait + consts.ttft_overhead_s
+            ttft = t_first + t_xfer + wait + consts.ttft_overhead_s
             new = clients / (ttft + max(0, osl - 1) * tpot)
             if abs(new - lam) <= 1e-10 * lam:
                 break
             lam = 0.7 * lam + 0.3 * new
         gpus = plan.gpus * decode_workers + pplan.gpus * prefill_workers
-        breakdown = {"prefill_s": t_pf, "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
+        breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, pplan, prefill_batch, isl),
+                     "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
                      "ttft_wait_s": wait, **{k: v for k, v in dec.items()}}
     tokens_per_s = lam * osl
     return ServingEstimate(
