@@ -102,6 +102,13 @@ def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, model:
                        precision=precision, backend=backend)  # type: ignore[arg-type]
 
 
+def _rank_batches(row: dict[str, str], prefix: str) -> int:
+    """How many batches of ``batch_size`` a worker runs: with attention data parallelism
+    stated in the row, the batch size is per attention-DP rank (AIConfigurator's
+    convention), so the worker holds ``batch_size x attention_dp_size`` requests."""
+    return _int(row.get(f"{prefix}attention_dp_size"))
+
+
 def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
                  cache: dict[str, ModelSpec | str] | None = None) -> RowResult:
     rid = row.get("id", "")
@@ -131,13 +138,15 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
                 return RowResult(rid, None, None, "disaggregated row without batch sizes and worker counts")
             dplan = _plan(row, "decode_", precision, backend, model)
             pplan = _plan(row, "prefill_", precision, backend, model)
-            est = estimate_serving(model, system, dplan, isl, osl, _int(db), mode="disagg", prefill_plan=pplan,
-                                   prefill_batch=_int(pb), prefill_workers=_int(pw), decode_workers=_int(dw))
+            est = estimate_serving(model, system, dplan, isl, osl, _int(db) * _rank_batches(row, "decode_"),
+                                   mode="disagg", prefill_plan=pplan,
+                                   prefill_batch=_int(pb) * _rank_batches(row, "prefill_"),
+                                   prefill_workers=_int(pw), decode_workers=_int(dw))
         else:
             if not row.get("batch_size"):
                 return RowResult(rid, None, None, "no concurrency (batch_size)")
             plan = _plan(row, "", precision, backend, model)
-            est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")))
+            est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")) * _rank_batches(row, ""))
     except (ServingError, ValueError) as e:
         return RowResult(rid, None, None, str(e).splitlines()[0])
     return RowResult(rid, est.ttft_ms, est.tpot_ms, "", est, model)

@@ -29,8 +29,9 @@ Per GPU and per iteration (formulas in the functions below):
   point in ``lambda`` is found by iteration.
 * **Disaggregated**: prefill workers batch ``prefill_batch`` requests; the KV
   cache goes to the decode worker over the network; decode workers run at
-  ``decode_batch``. TTFT = queueing + batched prefill + transfer; TPOT the
-  decode step.
+  ``decode_batch``. TTFT = batched prefill + transfer + the wait for the prefill
+  pool, from a mean value analysis of the closed loop through both pools
+  (:func:`closed_network_wait`); TPOT the decode step.
 
 Per-backend constants (engine overheads, a decode efficiency) are fitted on
 the H100 / H200 rows of ``shared/reference/serving/measured_serving.csv`` by
@@ -68,7 +69,7 @@ class BackendConstants:
     """Engine behaviour not in the kernels (fitted, see the module docstring).
 
     Decode step: ``t_step = kernel_eff * kernels + moe_eff * expert kernels + comm_eff * collectives
-    + step_overhead_s`` (engines differ most in their fused-MoE kernels);
+    + comm_x_eff * collectives leaving the scale-up domain + step_overhead_s`` (engines differ most in their fused-MoE kernels);
     with prefills mixed in (chunked prefill), ``TPOT = t_step + prefill_mix * rho * TPOT``
     (the prefill work that lands in each iteration, ``prefill_mix < 1`` where it
     overlaps the decode's memory-bound kernels).
@@ -87,6 +88,7 @@ class BackendConstants:
     kernel_eff: float
     moe_eff: float
     comm_eff: float
+    comm_x_eff: float
     step_overhead_s: float
     prefill_mix: float
     ttft_prefill: float
@@ -106,9 +108,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.8328, moe_eff=1.068, comm_eff=0.2362, step_overhead_s=0.001675, prefill_mix=0.95, ttft_prefill=1.907, ttft_prefill_moe=2.735, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04625, ttft_burst=0.08386, ttft_overhead_s=0.0822),
-    "vllm": dict(kernel_eff=0.8053, moe_eff=0.9152, comm_eff=1.142, step_overhead_s=0, prefill_mix=0.9062, ttft_prefill=1.336, ttft_prefill_moe=2.613, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04612, ttft_burst=0.09277, ttft_overhead_s=0.01964),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.3, comm_eff=0, step_overhead_s=0.004723, prefill_mix=0.7795, ttft_prefill=1.151, ttft_prefill_moe=0.8, ttft_cycle=0.000381, ttft_queue=3.139, ttft_admit=0.02466, ttft_burst=0.1782, ttft_overhead_s=0.193),
+    "trtllm": dict(kernel_eff=0.8087, moe_eff=1.024, comm_eff=0.6666, comm_x_eff=0.25, step_overhead_s=0.0006921, prefill_mix=0.95, ttft_prefill=1.893, ttft_prefill_moe=2.738, ttft_cycle=0, ttft_queue=0, ttft_admit=0.0458, ttft_burst=0.08521, ttft_overhead_s=0.08233),
+    "vllm": dict(kernel_eff=0.8309, moe_eff=0.9399, comm_eff=1.065, comm_x_eff=3.542, step_overhead_s=0, prefill_mix=0.9054, ttft_prefill=1.329, ttft_prefill_moe=2.609, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04599, ttft_burst=0.09328, ttft_overhead_s=0.01972),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.278, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003835, prefill_mix=0.7768, ttft_prefill=1.033, ttft_prefill_moe=0.8, ttft_cycle=0.0003921, ttft_queue=3.145, ttft_admit=0.02421, ttft_burst=0.1802, ttft_overhead_s=0.1958),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -300,7 +302,13 @@ def _decode_layer_s(mkey: int, skey: int, layer: int, plan: ServingPlan, batch: 
     def gemm(mm: float, n: float, k: float, b: float = 1) -> float:
         return float(gemm_time_s(int(mm), int(n), int(k), acc, dt, int(b), weight_bytes=wb))
 
-    out = {"gemm": 0.0, "attention": 0.0, "moe": 0.0, "memory": 0.0, "comm": 0.0}
+    out = {"gemm": 0.0, "attention": 0.0, "moe": 0.0, "memory": 0.0, "comm": 0.0, "comm_x": 0.0}
+    domain = system.node.scale_up_domain
+
+    def coll(kind: str, nbytes: float, group: int) -> None:
+        # collectives inside the scale-up (NVLink) domain and those that leave it are timed apart
+        out["comm_x" if group > domain else "comm"] += _coll(kind, nbytes, group, system)
+
     kind = model.layer_attention[layer]
     out["memory"] += 2 * float(memory_bound_time_s(m * h * 2.0 * 2, acc))  # two norms
     if kind == "linear":
@@ -338,7 +346,7 @@ def _decode_layer_s(mkey: int, skey: int, layer: int, plan: ServingPlan, batch: 
         out["attention"] += max(t_mem, t_fl)
         out["gemm"] += gemm(m, h, model.attn_out_dim / tp)
     if tp > 1:
-        out["comm"] += _coll("all_reduce", m * h * 2.0, tp, system)
+        coll("all_reduce", m * h * 2.0, tp)
     if model.is_moe_layer(layer):
         moe = model.moe
         assert moe is not None
@@ -356,14 +364,15 @@ def _decode_layer_s(mkey: int, skey: int, layer: int, plan: ServingPlan, batch: 
             out["gemm"] += gemm(m, w * (2 if model.gated_mlp else 1), h) + gemm(m, h, w)
         a2a = m * moe.top_k * h * 2.0
         if ep > 1:
-            out["comm"] += 2 * _coll("all_to_all", a2a, ep, system)
+            coll("all_to_all", a2a, ep)
+            coll("all_to_all", a2a, ep)
         if moe_tp > 1:
-            out["comm"] += _coll("all_reduce", m * h * 2.0, moe_tp, system)
+            coll("all_reduce", m * h * 2.0, moe_tp)
     else:
         f = model.intermediate_size / tp
         out["gemm"] += gemm(m, f * (2 if model.gated_mlp else 1), h) + gemm(m, h, f)
         if tp > 1:
-            out["comm"] += _coll("all_reduce", m * h * 2.0, tp, system)
+            coll("all_reduce", m * h * 2.0, tp)
     return out
 
 
@@ -371,7 +380,7 @@ def decode_step_s(model: ModelSpec, system: System, plan: ServingPlan, batch: in
     """One decode iteration of a worker at ``batch`` running requests of mean ``context`` tokens."""
     mkey, skey = _key(model), _key(system)
     consts = BACKENDS[plan.backend]
-    parts = {"gemm": 0.0, "attention": 0.0, "moe": 0.0, "memory": 0.0, "comm": 0.0}
+    parts = {"gemm": 0.0, "attention": 0.0, "moe": 0.0, "memory": 0.0, "comm": 0.0, "comm_x": 0.0}
     ctx = int(round(context / 64.0)) * 64 or 64  # cache-friendly rounding (64-token blocks)
     for layer, n in _layer_kinds(mkey):
         for k, v in _decode_layer_s(mkey, skey, layer, plan, batch, ctx).items():
@@ -379,14 +388,14 @@ def decode_step_s(model: ModelSpec, system: System, plan: ServingPlan, batch: in
     m = max(1, math.ceil(batch / plan.dp))
     acc = system.accelerator
     parts["gemm"] += float(gemm_time_s(m, -(-model.vocab_size // plan.tp), model.hidden_size, acc, "bf16", 1))
-    comm = parts.pop("comm")
+    comm, comm_x = parts.pop("comm"), parts.pop("comm_x")
     if plan.pp > 1:
         comm += (plan.pp - 1) * _coll("send_recv", m * model.hidden_size * 2.0, 2, system)
     kernels = sum(parts.values())
-    return {"kernels_raw": kernels - parts["moe"], "moe_raw": parts["moe"], "comm_raw": comm,
+    return {"kernels_raw": kernels - parts["moe"], "moe_raw": parts["moe"], "comm_raw": comm, "comm_x_raw": comm_x,
             "step": (consts.kernel_eff * (kernels - parts["moe"]) + consts.moe_eff * parts["moe"]
-                     + consts.comm_eff * comm + consts.step_overhead_s),
-            **{f"decode_{k}": v for k, v in parts.items()}, "decode_comm": comm}
+                     + consts.comm_eff * comm + consts.comm_x_eff * comm_x + consts.step_overhead_s),
+            **{f"decode_{k}": v for k, v in parts.items()}, "decode_comm": comm + comm_x}
 
 
 # ---------------------------------------------------------------------------
@@ -487,6 +496,29 @@ def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: Backe
     return ttft, tpot, lam, min(0.95, lam * t_pf / groups)
 
 
+def closed_network_wait(clients: int, service_s: float, cycle_s: float) -> tuple[float, float]:
+    """(queueing wait, throughput) of ``clients`` requests cycling through one queue of
+    mean service ``service_s`` (the prefill pool as one server of its total rate) and
+    ``cycle_s`` seconds spent elsewhere: Schweitzer's approximate mean value analysis of a
+    closed network, ``R = S (1 + Q (N - 1) / N)``, ``X = N / (R + Z)``, ``Q = X R``. When
+    the pool is the bottleneck the wait grows as ``N S - Z``, the closed-loop form of
+    requests queueing for prefill; when it is not the wait tends to zero."""
+    if clients <= 0 or service_s <= 0:
+        return 0.0, 0.0
+    z = max(0.0, cycle_s - service_s)
+    q = clients * service_s / (service_s + z)
+    r = service_s
+    for _ in range(2000):
+        r = service_s * (1.0 + q * (clients - 1) / clients)
+        new = clients * r / (r + z)
+        if abs(new - q) <= 1e-9 * max(1.0, q):
+            q = new
+            break
+        q = 0.5 * q + 0.5 * new
+    r = service_s * (1.0 + q * (clients - 1) / clients)
+    return r - service_s, clients / (r + z)
+
+
 def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int, concurrency: int,
                      mode: Literal["agg", "disagg"] = "agg", prefill_plan: ServingPlan | None = None,
                      prefill_batch: int = 1, prefill_workers: int = 1, decode_workers: int = 1) -> ServingEstimate:
@@ -520,18 +552,12 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         tpot = t_dec
         # closed loop over both pools: C x decode workers requests in flight; the prefill pool
         # serves prefill_batch requests per t_pf on each attention-DP group of each worker
-        capacity = prefill_workers * pplan.dp * prefill_batch / t_pf
+        servers = prefill_workers * pplan.dp
         clients = concurrency * decode_workers
-        lam = clients / (max(0, osl - 1) * tpot + t_pf + t_xfer)
-        ttft = wait = rho = 0.0
-        for _ in range(400):
-            rho = min(0.999, lam / capacity)
-            wait = consts.ttft_queue * t_pf * rho / (1.0 - rho)
-            ttft = t_first + t_xfer + wait + consts.ttft_overhead_s
-            new = clients / (ttft + max(0, osl - 1) * tpot)
-            if abs(new - lam) <= 1e-10 * lam:
-                break
-            lam = 0.7 * lam + 0.3 * new
+        own = t_first + t_xfer + consts.ttft_overhead_s  # a request's first token without queueing
+        wait, lam = closed_network_wait(clients, t_pf / (servers * prefill_batch), own + max(0, osl - 1) * tpot)
+        ttft = own + wait
+        rho = min(1.0, lam * t_pf / (servers * prefill_batch))
         gpus = plan.gpus * decode_workers + pplan.gpus * prefill_workers
         breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, pplan, prefill_batch, isl),
                      "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
@@ -552,6 +578,6 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     )
 
 
-__all__ = ["BACKENDS", "BackendConstants", "closed_loop", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
+__all__ = ["BACKENDS", "BackendConstants", "closed_loop", "closed_network_wait", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
            "ServingPlan", "WEIGHT_BYTES", "check_serving_plan", "decode_step_s", "estimate_serving",
            "kv_bytes_per_request_per_gpu", "kv_bytes_per_token_per_gpu", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]
