@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # A representative planning job on built-in specs (the best training plan for
 # Llama-3.1-70B on 1,024 H100s, one explicit plan estimated, the best serving plans for
-# Qwen3-32B on 32 H200s), then the checks against published and measured runs when the
+# Qwen3-32B on 32 H200s, the experts of Qwen3-235B-A22B placed on 32 GPUs), then the checks against published and measured runs when the
 # reference data is there.
 demo: $(STAMP)
 	$(BIN)/planner train --model llama-3.1-70b --gpu h100 --gpus 1024 --seq 8192 --gbs 1024 --tokens 15T
@@ -28,6 +28,8 @@ demo: $(STAMP)
 	$(BIN)/planner estimate train --model llama-3.1-70b --gpu h100 --gpus 64 --tp 8 --pp 2 --mbs 1 --gbs 512 --seq 8192
 	@echo
 	$(BIN)/planner serve --model qwen3-32b --gpu h200 --gpus 32 --isl 4000 --osl 500 --ttft 300ms --tpot 10ms
+	@echo
+	$(BIN)/planner experts --model qwen3-235b-a22b --synthetic --tokens 2048 --gpus 32 --gpus-per-node 8 --redundant 32 --time-limit 10
 	@if [ -d "$(REFERENCE)/training" ]; then \
 		echo; $(BIN)/planner validate training --reference "$(REFERENCE)"; \
 		echo; $(BIN)/planner validate serving --reference "$(REFERENCE)" --split report; \

@@ -10,6 +10,8 @@ The public API (what a notebook imports)::
     est.step_time_s, est.mfu, est.memory.peak_bytes, est.breakdown
     res = planner.search_train("llama-3.1-70b", "h100", 1024, 8192, 1024)   # plan search
     res.best.plan, res.best.mfu, res.alternatives, res.binding
+    tr = planner.moe.synthetic_trace(planner.get_model("deepseek-v3"))   # MoE routing
+    res = planner.place_experts(tr.halves()[0].stats(), planner.moe.ExpertCluster(64, 8, 256, 32))
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from .search.training import TrainSearchResult
 
 __version__ = "0.1.0"
+
+from . import moe  # noqa: E402  (expert placement: traces, baselines, evaluator)
+from .moe.solver import SolveResult, place_experts  # noqa: E402
 
 
 def search_train(model: str | ModelSpec, gpu: str | System, gpus: int, seq_len: int, global_batch: int,
@@ -67,4 +72,5 @@ __all__ = [
     "Accelerator", "Cluster", "ModelSpec", "Node", "PlanError", "SpecError", "System", "TrainingEstimate",
     "TrainingPlan", "UnsupportedArchitecture", "estimate_train", "estimate_training", "from_hf_config",
     "get_model", "get_system", "hardware_names", "load_model_file", "load_system_file", "model_names",
+    "moe", "place_experts", "SolveResult",
 ]

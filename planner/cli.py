@@ -577,7 +577,8 @@ def validate_training(
 # planner train / planner export (in cli_train.py; registered here)
 # ---------------------------------------------------------------------------
 
-from planner import cli_serve as _cli_serve  # noqa: E402  (uses the helpers above)
+from planner import cli_experts as _cli_experts  # noqa: E402  (uses the helpers above)
+from planner import cli_serve as _cli_serve  # noqa: E402
 from planner import cli_train as _cli_train  # noqa: E402
 
 app.command("train")(cli_errors(_cli_train.train))
@@ -586,6 +587,7 @@ estimate_app.command("serve")(cli_errors(_cli_serve.estimate_serve))
 validate_app.command("serving")(cli_errors(_cli_serve.validate_serving))
 app.command("serve")(cli_errors(_cli_serve.serve))
 app.command("simulate")(cli_errors(_cli_serve.simulate_cmd))
+app.command("experts")(cli_errors(_cli_experts.experts))
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""``planner experts``: place MoE experts on GPUs from routing statistics (registered by :mod:`planner.cli`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+import planner
+from planner.cli import _table, console, fail, print_json
+from planner.moe.placement import ExpertCluster, Weights, evaluate, expert_slots, greedy, round_robin
+from planner.moe.solver import place_experts
+from planner.moe.synthetic import moe_shape, synthetic_trace
+from planner.moe.trace import RoutingStats, RoutingTrace, TraceError, check_stats, load_routing, widen
+
+EXPORT_FORMAT = "planner.expert-placement.v1"
+
+
+def _gain(base: float, new: float) -> float | None:
+    return None if base <= 0 else 1.0 - new / base
+
+
+def placement_report(model, stats_fit: RoutingStats, stats_eval: RoutingStats | None, cluster: ExpertCluster, system,
+                     time_limit: float, max_imbalance: float | None, weights: Weights | None = None) -> tuple[dict, object]:
+    """The ``--json`` object (sections per method, the solver's status, bound and gap, and the
+    held-out replay) and the solver's placement."""
+    w = weights or Weights()
+    res = place_experts(stats_fit, cluster, w, time_limit=time_limit, max_imbalance=max_imbalance)
+    methods = {"solver": res.placement, "round_robin": round_robin(stats_fit, cluster), "greedy": greedy(stats_fit, cluster)}
+    out: dict = {}
+    for name, pl in methods.items():
+        out[name] = evaluate(stats_fit, pl, cluster, w, model, system).summary()
+    out["solver"].update(res.summary())
+    rr, sv = out["round_robin"], out["solver"]
+    out["gain_vs_round_robin"] = {"cross_node_tokens": _gain(rr["cross_node_tokens"], sv["cross_node_tokens"]),
+                                  "cross_gpu_tokens": _gain(rr["cross_gpu_tokens"], sv["cross_gpu_tokens"]),
+                                  "objective": _gain(rr["objective"], sv["objective"])}
+    if stats_eval is not None:
+        held = {name: evaluate(stats_eval, pl, cluster, w, model, system).summary() for name, pl in methods.items()}
+        g_in = out["gain_vs_round_robin"]["cross_node_tokens"]
+        g_out = _gain(held["round_robin"]["cross_node_tokens"], held["solver"]["cross_node_tokens"])
+        held["gain_vs_round_robin"] = {"cross_node_tokens": g_out,
+                                       "kept_share_of_in_sample_gain": (g_out / g_in) if g_in and g_out is not None else None}
+        out["held_out"] = held
+    return out, res.placement
+
+
+def export_placement(path: Path, placement, model_name: str, cluster: ExpertCluster, stats: RoutingStats) -> None:
+    """The placement as JSON: per MoE layer, physical slot -> logical expert (GPU-major, the
+    shape of vLLM's / SGLang's expert-placement maps) and each slot's share of its expert's tokens."""
+    doc = {
+        "format": EXPORT_FORMAT,
+        "model": model_name,
+        "gpus": cluster.gpus,
+        "gpus_per_node": cluster.gpus_per_node,
+        "slots_per_gpu": cluster.slots,
+        "num_logical_experts": stats.num_experts,
+        "num_redundant_experts": cluster.redundant,
+        "physical_to_logical": placement.to_physical_map(),
+        "replica_share": [[round(float(x), 6) for x in layer.reshape(-1)] for layer in placement.share],
+        "note": "physical slot g * slots_per_gpu + s is slot s of GPU g; empty slots repeat the GPU's first expert "
+                "with share 0.",
+    }
+    if (stats.num_experts + cluster.redundant) % cluster.gpus:
+        doc["note"] += (f" vLLM and SGLang need experts + redundant ({stats.num_experts + cluster.redundant}) to divide "
+                        f"evenly over the {cluster.gpus} EP ranks; choose --redundant so that it does.")
+    path.write_text(json.dumps(doc))
+
+
+def experts(
+    model: str = typer.Option(..., "--model", "-m", help="Built-in MoE model, Hugging Face id, or config.json."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Routing trace (.npz or .json; docs/moe-routing-format.md)."),
+    synthetic: bool = typer.Option(False, "--synthetic", help="Generate a seeded synthetic trace shaped like the model."),
+    tokens: int = typer.Option(8192, "--tokens", min=2, help="Tokens of the synthetic trace."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic trace."),
+    gpus: int = typer.Option(..., "--gpus", min=1, help="GPUs the experts go on (the expert-parallel size)."),
+    gpus_per_node: int = typer.Option(8, "--gpus-per-node", min=1, help="GPUs per node."),
+    redundant: int = typer.Option(0, "--redundant", min=0, help="Redundant expert slots per layer (replicas of hot experts)."),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="Solver time limit in seconds."),
+    max_imbalance: float = typer.Option(1.05, "--max-imbalance", help="Target max / mean GPU load."),
+    node_cost: float = typer.Option(4.0, "--node-cost", help="Cost of a token crossing nodes (crossing GPUs in a node = 1)."),
+    gpu: str = typer.Option("h100", "--gpu", "-g", help="System for the memory check and the MoE layer time."),
+    weight_bytes: float = typer.Option(1.0, "--weight-bytes", help="Bytes per expert parameter (1 = fp8, 2 = bf16)."),
+    holdout: bool = typer.Option(True, "--holdout/--no-holdout", help="Fit on the first half of a per-token trace, "
+                                 "report the second half too."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the placement (physical slot -> expert) as JSON."),
+) -> None:
+    """Place an MoE model's experts (and replicas) on GPUs: CP-SAT vs round-robin and greedy (EPLB)."""
+    if (trace is None) == (not synthetic):
+        fail("give exactly one of --trace FILE or --synthetic")
+    if time_limit <= 0:
+        fail(f"--time-limit must be positive, got {time_limit}")
+    if max_imbalance < 1:
+        fail(f"--max-imbalance is max / mean load and must be >= 1, got {max_imbalance}")
+    m = planner.get_model(model)
+    if m.moe is None:
+        fail(f"{m.name} has no experts")
+    system = planner.get_system(gpu)
+    n_layers, e, k = moe_shape(m)
+    cluster = ExpertCluster(gpus=gpus, gpus_per_node=min(gpus_per_node, gpus), num_experts=e, redundant=redundant,
+                      c_node=node_cost)
+    fits = expert_slots(m, system.accelerator.memory_bytes, weight_bytes)
+    if cluster.slots > fits:
+        per_slot = m.moe.expert_intermediate_size * m.hidden_size * (3 if m.gated_mlp else 2) * weight_bytes * n_layers
+        fail(f"{gpus} GPUs need {cluster.slots} expert slots per GPU per layer ({cluster.slots * per_slot / 1e9:.0f} GB "
+             f"of expert weights over {n_layers} MoE layers); a {system.accelerator.name} holds at most {fits} "
+             f"({system.accelerator.memory_bytes / 2**30:.0f} GiB, half kept for attention, KV cache and activations); "
+             f"use at least {-(-(e + redundant) // max(1, fits))} GPUs")
+    if synthetic:
+        data: RoutingTrace | RoutingStats = synthetic_trace(m, tokens=tokens, seed=seed)
+    else:
+        data = load_routing(trace, num_experts=e)  # type: ignore[arg-type]
+    if isinstance(data, RoutingTrace):
+        fit_t, eval_t = data.halves() if holdout else (data, None)
+        fit = fit_t.stats()
+        held = eval_t.stats() if eval_t is not None else None
+    else:
+        fit, held = data, None
+    where = trace.name if trace is not None else "synthetic trace"
+    check_stats(fit, num_experts=e, top_k=k, moe_layers=n_layers, where=where)
+    fit = widen(fit, e)
+    held = widen(held, e) if held is not None else None
+    report, placement = placement_report(m, fit, held, cluster, system, time_limit, max_imbalance)
+    report = {"model": m.name, "gpus": gpus, "gpus_per_node": cluster.gpus_per_node, "redundant": redundant,
+              "slots_per_gpu": cluster.slots, "moe_layers": n_layers, "experts": e, "top_k": k,
+              "trace": {"source": where, "tokens_fit": fit.tokens, "tokens_held_out": held.tokens if held else 0,
+                        "expert_skew_mean": float(fit.skew().mean())}, **report}
+    if export is not None:
+        export_placement(export, placement, m.name, cluster, fit)
+    if as_json:
+        print_json(report)
+        return
+    _render(report, export)
+
+
+def _render(r: dict, export: Optional[Path]) -> None:
+    console.print("tokens crossing GPUs / nodes between consecutive layers; objective: combined (lower is better)",
+                  highlight=False)
+    console.print(f"[bold]{r['model']}[/bold]: {r['experts']} experts x {r['moe_layers']} MoE layers, top-{r['top_k']}, "
+                  f"on {r['gpus']} GPUs ({r['gpus_per_node']} per node, {r['slots_per_gpu']} slots each, "
+                  f"{r['redundant']} redundant per layer); trace {r['trace']['source']}, "
+                  f"{r['trace']['tokens_fit']} tokens fitted", highlight=False)
+    rows = []
+    for name in ("solver", "greedy", "round_robin"):
+        s = r[name]
+        rows.append([name, f"{s['load_imbalance']:.3f}", f"{s['cross_gpu_tokens']:,.0f}", f"{s['cross_node_tokens']:,.0f}",
+                     f"{s['comm_skew']:.3f}", f"{s['objective']:.3f}",
+                     f"{s['moe_layer_time_s'] * 1e3:.2f}" if s.get("moe_layer_time_s") else "-"])
+    cols = ("method", "load max/mean", "cross-GPU", "cross-node", "comm skew", "objective", "MoE ms")
+    t = _table("in sample", *cols, right=cols[1:])
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
+    s = r["solver"]
+    console.print(f"solver: {s['method']}, {s['status']}, objective {s['objective']:.4f}, bound {s['bound']:.4f} "
+                  f"(gap {100 * s['gap']:.1f} %; subproblems' gap {100 * s['subproblem_gap']:.1f} %), "
+                  f"{s['time_s']:.1f} s", highlight=False)
+    g = r["gain_vs_round_robin"]["cross_node_tokens"]
+    if g is not None:
+        console.print(f"cross-node tokens vs round-robin: {-100 * g:+.1f} %", highlight=False)
+    if "held_out" in r:
+        h = r["held_out"]
+        hg = h["gain_vs_round_robin"]
+        console.print(f"held-out half: solver max/mean {h['solver']['load_imbalance']:.3f}, cross-node tokens vs "
+                      f"round-robin {-100 * (hg['cross_node_tokens'] or 0):+.1f} % "
+                      f"({100 * (hg['kept_share_of_in_sample_gain'] or 0):.0f} % of the in-sample gain kept)",
+                      highlight=False)
+    if export is not None:
+        console.print(f"placement written to {export}", highlight=False)
+
+
+__all__ = ["EXPORT_FORMAT", "experts", "export_placement", "placement_report"]
