@@ -149,8 +149,10 @@ def _render(r: dict, export: Optional[Path]) -> None:
         rows.append([name, f"{s['load_imbalance']:.3f}", f"{s['cross_gpu_tokens']:,.0f}", f"{s['cross_node_tokens']:,.0f}",
                      f"{s['comm_skew']:.3f}", f"{s['objective']:.3f}",
                      f"{s['moe_layer_time_s'] * 1e3:.2f}" if s.get("moe_layer_time_s") else "-"])
-    cols = ("method", "load max/mean", "cross-GPU", "cross-node", "comm skew", "objective", "MoE ms")
+    cols = ("method", "max/mean", "cross-GPU", "cross-node", "skew", "objective", "ms")
     t = _table("in sample", *cols, right=cols[1:])
+    for col in t.columns:
+        col.no_wrap = True
     for row in rows:
         t.add_row(*row)
     console.print(t)
