@@ -290,8 +290,8 @@ def _copies(experts: np.ndarray, subset: np.ndarray) -> list[np.ndarray]:
 
 def _place_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: ExpertCluster, w: Weights,
                  max_imbalance: float | None, use_next: bool, seconds: float) -> tuple[np.ndarray, float, float, list[str]]:
-    """New GPUs for layer l's items: one CP-SAT model over nodes, then one over each node's
-    GPUs (the nodes' blocks in one model); (gpu, objective, bound, statuses)."""
+    """New GPUs for layer l's items: one CP-SAT model over the nodes (warm start: the greedy
+    node assignment), then one small model per node over its GPUs; (gpu, objective, bound, statuses)."""
     ly = layers[l]
     n_i, g_n, k_n, per = len(ly.experts), cluster.gpus, cluster.nodes, cluster.gpus_per_node
     node = cluster.node_of()
