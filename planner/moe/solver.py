@@ -678,10 +678,10 @@ def _solve_decomposed(stats: RoutingStats, cluster: ExpertCluster, w: Weights, t
                                              left / (stats.num_layers - l))
             n_sub += len(st)
             statuses += st
-            if not math.isnan(obj) and _accept(stats, layers, l, cluster, w, gpu):
-                improved = True
+            if not math.isnan(obj):
                 gap_obj += abs(obj)
                 gap_bound += abs(obj - bnd)
+                improved |= _accept(stats, layers, l, cluster, w, gpu)
         else:
             sweeps += 1
             sub_gap = gap_bound / gap_obj if gap_obj > 0 else sub_gap
