@@ -28,7 +28,8 @@ def placement_report(model, stats_fit: RoutingStats, stats_eval: RoutingStats | 
     held-out replay) and the solver's placement."""
     w = weights or Weights()
     res = place_experts(stats_fit, cluster, w, time_limit=time_limit, max_imbalance=max_imbalance)
-    methods = {"solver": res.placement, "round_robin": round_robin(stats_fit, cluster), "greedy": greedy(stats_fit, cluster)}
+    methods = {"solver": res.placement, "round_robin": round_robin(stats_fit, cluster),
+               "greedy": res.greedy if res.greedy is not None else greedy(stats_fit, cluster)}
     out: dict = {}
     for name, pl in methods.items():
         out[name] = evaluate(stats_fit, pl, cluster, w, model, system).summary()

@@ -439,23 +439,25 @@ def _prefill_kernels_s(mkey: int, skey: int, plan: ServingPlan, requests: int, i
     return total, experts
 
 
+def _prefill_parts_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> tuple[float, float]:
+    """(total, routed-expert part) of prefilling ``requests`` prompts spread over the attention-DP groups."""
+    return _prefill_kernels_s(_key(model), _key(system), plan, max(1, math.ceil(requests / plan.dp)), isl)
+
+
 def prefill_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> float:
     """Kernel time to prefill ``requests`` prompts together (spread over the attention-DP groups)."""
-    per_group = max(1, math.ceil(requests / plan.dp))
-    return _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)[0]
+    return _prefill_parts_s(model, system, plan, requests, isl)[0]
 
 
 def prefill_expert_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> float:
     """The routed-expert part of :func:`prefill_s` (grouped GEMMs, routing, all-to-alls)."""
-    per_group = max(1, math.ceil(requests / plan.dp))
-    return _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)[1]
+    return _prefill_parts_s(model, system, plan, requests, isl)[1]
 
 
 def first_token_prefill_s(model: ModelSpec, system: System, plan: ServingPlan, requests: int, isl: int) -> float:
     """The prefill term of TTFT: ``ttft_prefill`` x the dense kernels + ``ttft_prefill_moe`` x the expert kernels."""
     c = BACKENDS[plan.backend]
-    per_group = max(1, math.ceil(requests / plan.dp))
-    total, experts = _prefill_kernels_s(_key(model), _key(system), plan, per_group, isl)
+    total, experts = _prefill_parts_s(model, system, plan, requests, isl)
     return c.ttft_prefill * (total - experts) + c.ttft_prefill_moe * experts
 
 

@@ -92,6 +92,11 @@ class ExpertCluster:
     def node_of(self) -> np.ndarray:
         return np.arange(self.gpus) // self.gpus_per_node
 
+    def same_node(self) -> np.ndarray:
+        """``[G, G]``: whether two GPUs share a node."""
+        node = self.node_of()
+        return node[:, None] == node[None, :]
+
 
 def expert_slots(model: ModelSpec, gpu_memory_bytes: float, weight_bytes: float = 1.0, reserve: float = 0.5) -> int:
     """Expert slots per GPU per layer the memory model allows: the share ``1 - reserve`` of
@@ -210,6 +215,20 @@ def boundary_flows(trans: np.ndarray, f: np.ndarray) -> np.ndarray:
     return np.einsum("lag,lab,lbh->lgh", f[:-1], trans, f[1:], optimize=True)
 
 
+def boundary_terms(m: np.ndarray, cluster: ExpertCluster) -> tuple[np.ndarray, ...]:
+    """(pairs, cross-GPU pairs, cross-node pairs, comm skew, traffic) of flows ``m[..., G, G]``
+    (one boundary or a stack of them): the boundary terms of the combined objective."""
+    pairs = m.sum(axis=(-2, -1))
+    diag = np.diagonal(m, axis1=-2, axis2=-1)
+    cross_gpu = pairs - diag.sum(axis=-1)
+    cross_node = (m * ~cluster.same_node()).sum(axis=(-2, -1))
+    send, recv = m.sum(axis=-1) - diag, m.sum(axis=-2) - diag
+    safe = np.where(pairs > 0, pairs, 1.0)
+    skew = np.where(pairs > 0, np.maximum(send.max(axis=-1), recv.max(axis=-1)) / (safe / cluster.gpus), 0.0)
+    traffic = (cluster.c_gpu * cross_gpu + (cluster.c_node - cluster.c_gpu) * cross_node) / safe
+    return pairs, cross_gpu, cross_node, skew, traffic
+
+
 def evaluate(stats: RoutingStats, placement: Placement, cluster: ExpertCluster, weights: Weights | None = None,
              model: ModelSpec | None = None, system: System | None = None, step_tokens: int | None = None
              ) -> Evaluation:
@@ -219,25 +238,17 @@ def evaluate(stats: RoutingStats, placement: Placement, cluster: ExpertCluster, 
         raise PlacementError(f"placement has {placement.num_layers} layers, trace {stats.num_layers}")
     f = placement.fractions()
     gl, imb = layer_terms(stats.load, f)
-    node = cluster.node_of()
-    same_node = node[:, None] == node[None, :]
     k = stats.top_k
+    m = None
     if stats.num_layers > 1:
         m = boundary_flows(stats.transitions, f)
-        pairs = m.sum(axis=(1, 2))
-        diag = np.einsum("lgg->lg", m)
-        cross_gpu = pairs - diag.sum(axis=1)
-        cross_node = (m * ~same_node[None]).sum(axis=(1, 2))
-        send = m.sum(axis=2) - diag
-        recv = m.sum(axis=1) - diag
-        skew = np.maximum(send.max(axis=1), recv.max(axis=1)) / np.where(pairs > 0, pairs / cluster.gpus, 1.0)
-        traffic = (cluster.c_gpu * cross_gpu + (cluster.c_node - cluster.c_gpu) * cross_node) / np.where(pairs > 0, pairs, 1.0)
+        _, cross_gpu, cross_node, skew, traffic = boundary_terms(m, cluster)
     else:
         cross_gpu = cross_node = skew = traffic = np.zeros(1)
     obj = w.load * float(imb.mean()) + w.comm * float(skew.mean()) + w.traffic * float(traffic.mean())
     t_layer = None
     if model is not None and system is not None:
-        t_layer = float(np.mean(moe_layer_time_s(stats, placement, cluster, model, system, step_tokens)))
+        t_layer = float(np.mean(moe_layer_time_s(stats, placement, cluster, model, system, step_tokens, flows=m)))
     return Evaluation(
         load_imbalance=float(imb.mean()), worst_layer_imbalance=float(imb.max()),
         cross_gpu_tokens=float(cross_gpu.sum() / k), cross_node_tokens=float(cross_node.sum() / k),
@@ -247,15 +258,15 @@ def evaluate(stats: RoutingStats, placement: Placement, cluster: ExpertCluster, 
 
 
 def moe_layer_time_s(stats: RoutingStats, placement: Placement, cluster: ExpertCluster, model: ModelSpec, system: System,
-                     step_tokens: int | None = None, dtype: str = "bf16") -> np.ndarray:
+                     step_tokens: int | None = None, dtype: str = "bf16", flows: np.ndarray | None = None) -> np.ndarray:
     """Per MoE layer, seconds for a step of ``step_tokens`` tokens (default 1024 per GPU):
     the busiest GPU's expert GEMMs (each replica at its tokens, weights read once) plus
-    the all-to-all of the busiest GPU (NVLink inside a node, NIC across nodes, both ways)."""
+    the all-to-all of the busiest GPU (NVLink inside a node, NIC across nodes, both ways).
+    ``flows``: the placement's :func:`boundary_flows` when the caller has them."""
     moe = model.moe
     assert moe is not None
     tokens = step_tokens or 1024 * cluster.gpus
     scale = tokens / max(1, stats.tokens)
-    f = placement.fractions()
     acc = system.accelerator
     h, fi = model.hidden_size, moe.expert_intermediate_size
     up = fi * (2 if model.gated_mlp else 1)
@@ -271,10 +282,10 @@ def moe_layer_time_s(stats: RoutingStats, placement: Placement, cluster: ExpertC
     compute = np.where(used, np.asarray(t_up) + np.asarray(t_down), 0.0).sum(axis=2).max(axis=1)
     comm = np.zeros(n_l)
     if n_l > 1:
-        node = cluster.node_of()
-        same_node = node[:, None] == node[None, :]
-        flows = boundary_flows(stats.transitions, f) * scale / stats.top_k  # token transfers
-        off = flows * (1 - np.eye(cluster.gpus))[None]
+        same_node = cluster.same_node()
+        if flows is None:
+            flows = boundary_flows(stats.transitions, placement.fractions())
+        off = flows * scale / stats.top_k * (1 - np.eye(cluster.gpus))[None]  # token transfers between GPUs
         nb = h * 2.0  # bf16 activations
         nvl = system.node.scale_up_bandwidth_bytes_per_s
         nic = system.node.nic_bandwidth_bytes_per_s
@@ -338,6 +349,6 @@ def greedy(stats: RoutingStats, cluster: ExpertCluster) -> Placement:
     return Placement(slots, share, e, {"method": "greedy"})
 
 
-__all__ = ["ExpertCluster", "Evaluation", "Placement", "PlacementError", "Weights", "boundary_flows", "evaluate",
+__all__ = ["ExpertCluster", "Evaluation", "Placement", "PlacementError", "Weights", "boundary_flows", "boundary_terms", "evaluate",
            "expert_slots", "from_fractions_layer", "greedy", "layer_terms", "moe_layer_time_s", "replica_counts",
            "round_robin"]

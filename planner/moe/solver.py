@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.sat.python import cp_model
 
-from .placement import (ExpertCluster, Placement, PlacementError, Weights, evaluate, from_fractions_layer, greedy,
-                        replica_counts)
+from .placement import (ExpertCluster, Placement, PlacementError, Weights, boundary_terms, evaluate,
+                        from_fractions_layer, greedy, replica_counts)
 from .trace import RoutingStats
 
 _MILLI = 1000.0  # loads and pair counts enter the constraints in milli-tokens
@@ -68,6 +68,7 @@ class SolveResult:
     time_s: float
     subproblems: int
     notes: list[str] = field(default_factory=list)
+    greedy: Placement | None = None  # the greedy (EPLB) placement the decomposition was held against
 
     def summary(self) -> dict:
         return {"method": self.method, "status": self.status, "objective": self.objective, "bound": self.bound,
@@ -300,17 +301,14 @@ def _place_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Exp
     wl = stats.load[l, ly.experts] * ly.share
     wi = np.round(wl * _MILLI).astype(np.int64)
     mean_gpu = stats.load[l].sum() / g_n
-    wa = w.traffic / (nb * pa) if pa > 0 else 0.0
-    wb = w.traffic / (nb * pb) if pb > 0 else 0.0
     statuses: list[str] = []
     obj_total = bound_total = 0.0
     t_stage = seconds / 2 if k_n > 1 else seconds
     scale = 1e6  # objective in micro-units of J (CP-SAT objectives are integral)
     # --- nodes ---
     if k_n > 1:
-        an = np.stack([a[:, node == n].sum(axis=1) for n in range(k_n)], axis=1)
-        bn = np.stack([b[:, node == n].sum(axis=1) for n in range(k_n)], axis=1)
-        keep = np.round((an * wa + bn * wb) * (cluster.c_node - cluster.c_gpu) * scale).astype(np.int64)
+        shares = _node_shares(a, b, pa, pb, cluster)
+        keep = np.round(shares * w.traffic / nb * (cluster.c_node - cluster.c_gpu) * scale).astype(np.int64)
         m = cp_model.CpModel()
         y = [[m.new_bool_var("") for _ in range(k_n)] for _ in range(n_i)]
         start_node = _greedy_nodes(keep, wl, ly.experts, node[ly.gpu], cluster, max_imbalance)
@@ -599,52 +597,49 @@ def _local_objective(stats: RoutingStats, layers: list[_Layer], l: int, cluster:
     gl = stats.load[l] @ f
     mean = gl.mean()
     total = w.load * (gl.max() / mean if mean > 0 else 1.0) / n_l
-    node = cluster.node_of()
-    same_node = node[:, None] == node[None, :]
     for bnd in (l - 1, l):
         if bnd < 0 or bnd + 1 >= n_l:
             continue
         fa = f if bnd == l else layers[bnd].fractions(e_n, g_n)
         fb = f if bnd + 1 == l else layers[bnd + 1].fractions(e_n, g_n)
-        m = fa.T @ stats.transitions[bnd] @ fb
-        pairs = m.sum()
-        if pairs <= 0:
-            continue
-        diag = np.diag(m)
-        cross_gpu = pairs - diag.sum()
-        cross_node = m[~same_node].sum()
-        skew = max((m.sum(axis=1) - diag).max(), (m.sum(axis=0) - diag).max()) / (pairs / g_n)
-        traffic = (cluster.c_gpu * cross_gpu + (cluster.c_node - cluster.c_gpu) * cross_node) / pairs
+        _, _, _, skew, traffic = boundary_terms(fa.T @ stats.transitions[bnd] @ fb, cluster)
         total += (w.comm * skew + w.traffic * traffic) / nb
     return float(total)
 
 
-def _node_keep(stats: RoutingStats, layers: list[_Layer], l: int, cluster: ExpertCluster, use_next: bool) -> np.ndarray:
-    """keep[i, n]: the share of item i's pairs with the neighbour layers that stay in node n."""
+def _node_shares(a: np.ndarray, b: np.ndarray, pa: float, pb: float, cluster: ExpertCluster) -> np.ndarray:
+    """``[items, nodes]``: the share of each item's pairs with the neighbour layers (``a`` from
+    layer l - 1, ``b`` to layer l + 1, :func:`_neighbour_flows`) that stays inside each node."""
     node = cluster.node_of()
-    a, b, pa, pb = _neighbour_flows(stats, layers, l, cluster, use_next)
     an = np.stack([a[:, node == n].sum(axis=1) for n in range(cluster.nodes)], axis=1)
     bn = np.stack([b[:, node == n].sum(axis=1) for n in range(cluster.nodes)], axis=1)
     return an / (pa or 1.0) + bn / (pb or 1.0)
 
 
+def _heuristic_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: ExpertCluster,
+                     max_imbalance: float | None, use_next: bool) -> np.ndarray:
+    """Layer l's items placed by the heuristics alone: each to the node that keeps most of its
+    traffic with the neighbour layers (:func:`_greedy_nodes`), packed on the node's GPUs."""
+    ly = layers[l]
+    wl = stats.load[l, ly.experts] * ly.share
+    keep = _node_shares(*_neighbour_flows(stats, layers, l, cluster, use_next), cluster)
+    nodes = _greedy_nodes(keep, wl, ly.experts, cluster.node_of()[ly.gpu], cluster, max_imbalance)
+    return _lpt_within_nodes(ly, nodes, wl, cluster)
+
+
 def _align_forward(stats: RoutingStats, layers: list[_Layer], cluster: ExpertCluster, max_imbalance: float | None) -> None:
     """The chains: layer by layer from the seeded first one, each item to the node its
-    predecessors' tokens come from (:func:`_greedy_nodes`), packed on the node's GPUs."""
-    node = cluster.node_of()
+    predecessors' tokens come from, packed on the node's GPUs."""
     for l in range(1, stats.num_layers):
-        ly = layers[l]
-        wl = stats.load[l, ly.experts] * ly.share
-        nodes = _greedy_nodes(_node_keep(stats, layers, l, cluster, False), wl, ly.experts, node[ly.gpu], cluster,
-                              max_imbalance)
-        ly.gpu = _lpt_within_nodes(ly, nodes, wl, cluster)
+        layers[l].gpu = _heuristic_layer(stats, layers, l, cluster, max_imbalance, False)
 
 
 def _solve_decomposed(stats: RoutingStats, cluster: ExpertCluster, w: Weights, time_limit: float,
-                      max_imbalance: float | None, start: float) -> tuple[Placement, str, float, int, list[str]]:
-    layers = _layers_from(greedy(stats, cluster))
+                      max_imbalance: float | None, start: float, base: Placement, base_objective: float
+                      ) -> tuple[Placement, str, float, int, list[str]]:
+    """The decomposition (module docstring), from the greedy placement ``base`` (objective ``base_objective``)."""
+    layers = _layers_from(base)
     notes: list[str] = []
-    node = cluster.node_of()
     if cluster.nodes > 1:
         _seed_first_layer(stats, layers[0], cluster)
         _align_forward(stats, layers, cluster, max_imbalance)
@@ -652,17 +647,13 @@ def _solve_decomposed(stats: RoutingStats, cluster: ExpertCluster, w: Weights, t
         for sweep in range(3):
             improved = False
             for l in range(stats.num_layers):
-                ly = layers[l]
-                wl = stats.load[l, ly.experts] * ly.share
-                nodes = _greedy_nodes(_node_keep(stats, layers, l, cluster, True), wl, ly.experts, node[ly.gpu],
-                                      cluster, max_imbalance)
-                improved |= _accept(stats, layers, l, cluster, w, _lpt_within_nodes(ly, nodes, wl, cluster))
+                improved |= _accept(stats, layers, l, cluster, w,
+                                    _heuristic_layer(stats, layers, l, cluster, max_imbalance, True))
             if not improved or time.perf_counter() - start > time_limit / 3:
                 break
         notes.append(f"warm start: k-means seed, forward chain alignment and {sweep + 1} heuristic sweep(s)")
-        aligned = evaluate(stats, _to_placement(layers, stats, cluster), cluster, w).objective
-        if evaluate(stats, greedy(stats, cluster), cluster, w).objective < aligned:
-            layers = _layers_from(greedy(stats, cluster))
+        if base_objective < evaluate(stats, _to_placement(layers, stats, cluster), cluster, w).objective:
+            layers = _layers_from(base)
             notes.append("CP-SAT sweeps start from the greedy placement (it scored better than the chains)")
     sweeps, n_sub, statuses = 0, 0, []
     sub_gap = 0.0
@@ -742,17 +733,18 @@ def place_experts(stats: RoutingStats, cluster: ExpertCluster, weights: Weights 
                 raise PlacementError(f"the joint model found no placement in {time_limit:g} s; "
                                      "raise --time-limit or use the decomposition") from None
             notes.append("joint model found no placement in time; decomposed instead")
-    left = max(_MIN_STAGE_S, time_limit - (time.perf_counter() - start))
-    pl, status, sub_gap, n_sub, more = _solve_decomposed(stats, cluster, w, left, max_imbalance, time.perf_counter())
-    notes += more
-    j = evaluate(stats, pl, cluster, w).objective
     base = greedy(stats, cluster)
     jb = evaluate(stats, base, cluster, w).objective
+    left = max(_MIN_STAGE_S, time_limit - (time.perf_counter() - start))
+    pl, status, sub_gap, n_sub, more = _solve_decomposed(stats, cluster, w, left, max_imbalance, time.perf_counter(),
+                                                         base, jb)
+    notes += more
+    j = evaluate(stats, pl, cluster, w).objective
     if jb < j:  # never worse than the baseline it replaces
         notes.append("the greedy (EPLB) placement scored better and is returned")
         pl, j = base, jb
     return SolveResult(pl, "decomposed", status, j, lb, max(0.0, (j - lb) / j) if j > 0 else 0.0, sub_gap,
-                       time.perf_counter() - start, n_sub, notes)
+                       time.perf_counter() - start, n_sub, notes, base)
 
 
 __all__ = ["SolveResult", "joint_size", "place_experts"]
