@@ -6,7 +6,7 @@ Run: ``python examples/search_llama405b.py``. Each ``# %%`` block is one noteboo
 # %% The job: 16,384 H100s, 8192-token sequences, 16M tokens (2048 sequences) per step.
 import planner
 from planner.export import export
-from planner.plan_doc import plan_document
+from planner.plans.training import plan_document
 
 model, gpu = planner.get_model("llama-3.1-405b"), planner.get_system("h100")
 res = planner.search_train(model, gpu, 16384, 8192, 2048, tokens=15e12, top=5)

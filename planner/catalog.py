@@ -24,13 +24,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .errors import PlannerError
 from .specs.hardware import System
 from .specs.model import ModelSpec, from_hf_config
 
 _PKG = Path(__file__).resolve().parent
 
 
-class SpecError(ValueError):
+class SpecError(PlannerError):
     """A spec that cannot be found or read: the message is one line for the user."""
 
 

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from planner.cost import serving  # noqa: E402
-from planner.serving_rows import estimate_row, read_rows  # noqa: E402
+from planner.validate.serving_rows import estimate_row, read_rows  # noqa: E402
 
 DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference"
 CALIBRATION = ("h100_sxm", "h200_sxm")

@@ -27,7 +27,7 @@ from planner.export.deepspeed import (
 from planner.export.megatron import MEGATRON_FLAGS, megatron_args, megatron_command
 from planner.export.slurm import slurm_script
 from planner.export.torchtitan import TORCHTITAN_KEYS, torchtitan_toml
-from planner.plan_doc import SCHEMA_ID, load_plan_document, plan_document, schema
+from planner.plans.training import SCHEMA_ID, load_plan_document, plan_document, schema
 
 # --------------------------------------------------------------------------------------------------
 # documented names, transcribed from the launchers' sources

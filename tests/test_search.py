@@ -20,7 +20,7 @@ from planner.search.training import (
     state_lower_bound,
     time_lower_bound,
 )
-from planner.validate import gpt_model
+from planner.validate.training import gpt_model
 
 
 @pytest.fixture(scope="module")

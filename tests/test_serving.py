@@ -17,7 +17,7 @@ from planner.cost.serving import (
     serving_memory,
     weight_bytes_per_gpu,
 )
-from planner.serving_rows import estimate_row
+from planner.validate.serving_rows import estimate_row
 from test_cli import assert_one_line_error, run
 
 
@@ -188,7 +188,7 @@ def test_estimate_serve_errors():
 
 
 def test_validate_serving(reference_dir: Path):
-    from planner.validate_serving import validate_serving
+    from planner.validate.serving import validate_serving
 
     cal = validate_serving(reference_dir, "calibration")
     rep = validate_serving(reference_dir, "report")

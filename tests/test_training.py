@@ -12,7 +12,7 @@ import planner
 from planner.cost.memory import activation_bytes_per_layer, inflight_microbatches, state_bytes
 from planner.cost.ops import LayerShape
 from planner.cost.training import PlanError, TrainingPlan, estimate_training, partition_layers
-from planner.validate import gpt_model, paper_flops_per_step
+from planner.validate.training import gpt_model, paper_flops_per_step
 
 MiB = 2**20
 

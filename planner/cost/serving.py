@@ -47,6 +47,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import PlannerError
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .compute import gemm_time_s, memory_bound_time_s
@@ -122,7 +123,7 @@ BACKENDS: dict[str, BackendConstants] = {
 MAX_BATCHED_TOKENS = 8192
 
 
-class ServingError(ValueError):
+class ServingError(PlannerError):
     """A serving plan that cannot run (degrees, memory, concurrency)."""
 
 

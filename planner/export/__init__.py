@@ -1,4 +1,4 @@
-"""Exporters: a training plan document (:mod:`planner.plan_doc`) as launcher input.
+"""Exporters: a training plan document (:mod:`planner.plans.training`) as launcher input.
 
 Each target maps the plan document dict to the text to write or print:
 

@@ -43,13 +43,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import PlannerError
 from ..cost.compute import gemm_time_s
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .trace import RoutingStats
 
 
-class PlacementError(ValueError):
+class PlacementError(PlannerError):
     """A cluster that cannot hold the experts, or a malformed placement."""
 
 

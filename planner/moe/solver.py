@@ -43,18 +43,10 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from .placement import (ExpertCluster, Placement, PlacementError, Weights, boundary_terms, evaluate,
-                        from_fractions_layer, greedy, replica_counts)
+                        from_fractions_layer, greedy)
+from .joint import (MILLI, MIN_NODE_S, MIN_STAGE_S, OVER, NoSolution, cpsat_solver, joint_size, layer_items, load_bound,
+                    solve_joint, status_name)
 from .trace import RoutingStats
-
-_MILLI = 1000.0  # loads and pair counts enter the constraints in milli-tokens
-_MIN_STAGE_S = 0.3  # CP-SAT needs about this long to load a 2,000-variable model and return the warm start
-_MIN_NODE_S = 0.02  # a node's GPU model (a few hundred variables) loads in milliseconds
-_OVER = 1000  # weight of load above the max_imbalance target, relative to the load term
-
-
-class _NoSolution(Exception):
-    """CP-SAT found no solution within its time (not a proof of infeasibility)."""
-
 
 @dataclass
 class SolveResult:
@@ -74,156 +66,6 @@ class SolveResult:
         return {"method": self.method, "status": self.status, "objective": self.objective, "bound": self.bound,
                 "gap": self.gap, "subproblem_gap": self.subproblem_gap, "time_s": self.time_s,
                 "subproblems": self.subproblems, "notes": self.notes}
-
-
-def _items(stats: RoutingStats, cluster: ExpertCluster) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per layer: (expert of each item, share of each item)."""
-    out = []
-    for l in range(stats.num_layers):
-        r = replica_counts(stats.load[l], cluster.redundant, cluster.gpus)
-        experts = np.repeat(np.arange(stats.num_experts), r)
-        out.append((experts, 1.0 / r[experts]))
-    return out
-
-
-def _load_bound(stats: RoutingStats, items, cluster: ExpertCluster, w: Weights) -> float:
-    terms = []
-    for l, (ex, sh) in enumerate(items):
-        mean = stats.load[l].sum() / cluster.gpus
-        terms.append(max(1.0, float((stats.load[l, ex] * sh).max()) / mean) if mean > 0 else 1.0)
-    return w.load * float(np.mean(terms))
-
-
-def _status(code: int) -> str:
-    return {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible", cp_model.INFEASIBLE: "infeasible",
-            cp_model.MODEL_INVALID: "invalid"}.get(code, "unknown")
-
-
-def _solver(seconds: float, floor: float | None = None) -> cp_model.CpSolver:
-    s = cp_model.CpSolver()
-    s.parameters.max_time_in_seconds = max(_MIN_STAGE_S if floor is None else floor, seconds)
-    s.parameters.num_workers = 2
-    s.parameters.random_seed = 0
-    return s
-
-
-# ---------------------------------------------------------------------------
-# joint model
-# ---------------------------------------------------------------------------
-
-def joint_size(stats: RoutingStats, cluster: ExpertCluster) -> int:
-    """Indicator variables the joint model needs (its size)."""
-    items = _items(stats, cluster)
-    n = sum(len(ex) for ex, _ in items) * cluster.gpus
-    for l in range(stats.num_layers - 1):
-        p = stats.transitions[l][np.ix_(items[l][0], items[l + 1][0])]
-        n += int((p > 0).sum()) * (cluster.gpus + (cluster.nodes if cluster.nodes > 1 else 0))
-    return n
-
-
-def _solve_joint(stats: RoutingStats, cluster: ExpertCluster, w: Weights, time_limit: float,
-                 max_imbalance: float | None) -> tuple[Placement, str, float, float]:
-    items = _items(stats, cluster)
-    n_l, g_n, k_n = stats.num_layers, cluster.gpus, cluster.nodes
-    node = cluster.node_of()
-    m = cp_model.CpModel()
-    x = [[[m.new_bool_var(f"x{l}_{i}_{g}") for g in range(g_n)] for i in range(len(items[l][0]))] for l in range(n_l)]
-    obj = []
-    for l in range(n_l):
-        ex, sh = items[l]
-        for i in range(len(ex)):
-            m.add_exactly_one(x[l][i])
-        for g in range(g_n):
-            m.add(sum(x[l][i][g] for i in range(len(ex))) <= cluster.slots)
-        for e in np.unique(ex[sh < 1]):
-            copies = np.flatnonzero(ex == e)
-            for g in range(g_n):
-                m.add(sum(x[l][c][g] for c in copies) <= 1)
-        wl = np.round(stats.load[l, ex] * sh * _MILLI).astype(np.int64)
-        mean = stats.load[l].sum() / g_n
-        lmax = m.new_int_var(0, int(wl.sum()), f"L{l}")
-        for g in range(g_n):
-            expr = sum(int(wl[i]) * x[l][i][g] for i in range(len(ex)))
-            m.add(lmax >= expr)
-            if max_imbalance is not None:
-                m.add(expr <= int(max_imbalance * mean * _MILLI))
-        if mean > 0:
-            obj.append(w.load / (n_l * mean * _MILLI) * lmax)
-    nb = n_l - 1
-    for l in range(nb):
-        (ei, si), (ej, sj) = items[l], items[l + 1]
-        p = stats.transitions[l][np.ix_(ei, ej)] * si[:, None] * sj[None, :]
-        pairs = float(p.sum())
-        if pairs <= 0:
-            continue
-        pi = np.round(p * _MILLI).astype(np.int64)
-        nz = np.argwhere(pi > 0)
-        cmax = m.new_int_var(0, int(pi.sum()), f"C{l}")
-        same_gpu = []
-        send = [[] for _ in range(g_n)]
-        recv = [[] for _ in range(g_n)]
-        zs: dict[tuple[int, int, int], cp_model.IntVar] = {}
-        us: dict[tuple[int, int, int], cp_model.IntVar] = {}
-        for i, j in nz:
-            c = int(pi[i, j])
-            for g in range(g_n):
-                z = m.new_bool_var("")
-                zs[i, j, g] = z
-                m.add_implication(z, x[l][i][g])
-                m.add_implication(z, x[l + 1][j][g])
-                same_gpu.append(c * z)
-                send[g].append(c * x[l][i][g] - c * z)
-                recv[g].append(c * x[l + 1][j][g] - c * z)
-            if k_n > 1:
-                for n in range(k_n):
-                    u = m.new_bool_var("")
-                    us[i, j, n] = u
-                    gs = np.flatnonzero(node == n)
-                    m.add(u <= sum(x[l][i][g] for g in gs))
-                    m.add(u <= sum(x[l + 1][j][g] for g in gs))
-                    obj.append(-w.traffic * (cluster.c_node - cluster.c_gpu) / (nb * pairs * _MILLI) * c * u)
-        # a GPU (node) holds at most `slots` (gpus_per_node x slots) items of the next layer: an item
-        # shares its GPU with at most that many (valid cuts that tighten the relaxation of z, u)
-        per_node = cluster.gpus_per_node * cluster.slots
-        for (side, size) in ((0, cluster.slots), (1, cluster.slots)):
-            groups: dict[tuple[int, int], list] = {}
-            for (i, j, g), z in zs.items():
-                groups.setdefault(((i, g) if side == 0 else (j, g)), []).append(z)
-            for (a, g), zz in groups.items():
-                if len(zz) > size:
-                    m.add(sum(zz) <= size * (x[l][a][g] if side == 0 else x[l + 1][a][g]))
-            groups = {}
-            for (i, j, n), u in us.items():
-                groups.setdefault(((i, n) if side == 0 else (j, n)), []).append(u)
-            for (a, n), uu in groups.items():
-                if len(uu) > per_node:
-                    xs = x[l][a] if side == 0 else x[l + 1][a]
-                    m.add(sum(uu) <= per_node * sum(xs[g] for g in np.flatnonzero(node == n)))
-        for g in range(g_n):
-            m.add(cmax >= sum(send[g]))
-            m.add(cmax >= sum(recv[g]))
-        obj.append(w.comm * g_n / (nb * pairs * _MILLI) * cmax)
-        obj.append(-w.traffic * cluster.c_gpu / (nb * pairs * _MILLI) * sum(same_gpu))
-        # constants (every pair counted as crossing) keep the objective equal to J
-        obj.append(w.traffic * (cluster.c_gpu + (cluster.c_node - cluster.c_gpu if k_n > 1 else 0)) / nb)
-    # GPUs are interchangeable within a node and nodes with each other: the first item of the
-    # first layer goes on GPU 0 (any placement can be relabelled so)
-    m.add(x[0][0][0] == 1)
-    m.minimize(sum(obj))
-    solver = _solver(time_limit)
-    code = solver.solve(m)
-    if code == cp_model.INFEASIBLE:
-        raise PlacementError("no placement meets the slot and load constraints")
-    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        raise _NoSolution()
-    slots = -np.ones((n_l, g_n, cluster.slots), dtype=np.int64)
-    share = np.zeros(slots.shape)
-    for l in range(n_l):
-        ex, sh = items[l]
-        gpu = np.array([next(g for g in range(g_n) if solver.value(x[l][i][g])) for i in range(len(ex))])
-        slots[l], share[l] = from_fractions_layer(list(zip(ex.tolist(), sh.tolist())), gpu, g_n, cluster.slots)
-    return (Placement(slots, share, stats.num_experts, {"method": "solver"}), _status(code),
-            float(solver.objective_value), float(solver.best_objective_bound))
 
 
 # ---------------------------------------------------------------------------
@@ -299,7 +141,7 @@ def _place_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Exp
     nb = max(1, stats.num_layers - 1)
     a, b, pa, pb = _neighbour_flows(stats, layers, l, cluster, use_next)
     wl = stats.load[l, ly.experts] * ly.share
-    wi = np.round(wl * _MILLI).astype(np.int64)
+    wi = np.round(wl * MILLI).astype(np.int64)
     mean_gpu = stats.load[l].sum() / g_n
     statuses: list[str] = []
     obj_total = bound_total = 0.0
@@ -324,15 +166,15 @@ def _place_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Exp
         for c in _copies(ly.experts, np.arange(n_i)):
             for n in range(k_n):
                 m.add(sum(y[i][n] for i in c) <= per)
-        kl = max(1, int(round(w.load / (stats.num_layers * mean_gpu * per * _MILLI) * scale))) if mean_gpu > 0 else 1
+        kl = max(1, int(round(w.load / (stats.num_layers * mean_gpu * per * MILLI) * scale))) if mean_gpu > 0 else 1
         over = m.new_int_var(0, int(wi.sum()), "over")
         if max_imbalance is not None:
-            m.add(over >= lmax - int(max_imbalance * mean_gpu * per * _MILLI))
+            m.add(over >= lmax - int(max_imbalance * mean_gpu * per * MILLI))
         m.minimize(sum(-int(keep[i, n]) * y[i][n] for i in range(n_i) for n in range(k_n) if keep[i, n] > 0)
-                   + cp_model.LinearExpr.term(lmax, kl) + cp_model.LinearExpr.term(over, _OVER * kl))
-        s = _solver(t_stage)
+                   + cp_model.LinearExpr.term(lmax, kl) + cp_model.LinearExpr.term(over, OVER * kl))
+        s = cpsat_solver(t_stage)
         code = s.solve(m)
-        statuses.append(_status(code))
+        statuses.append(status_name(code))
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             new_node = np.array([next(n for n in range(k_n) if s.value(y[i][n])) for i in range(n_i)])
             obj_total += s.objective_value / scale
@@ -357,7 +199,7 @@ def _place_gpus(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Expe
     g_n, per = cluster.gpus, cluster.gpus_per_node
     nb = max(1, stats.num_layers - 1)
     wl = stats.load[l, ly.experts] * ly.share
-    wi = np.round(wl * _MILLI).astype(np.int64)
+    wi = np.round(wl * MILLI).astype(np.int64)
     mean_gpu = stats.load[l].sum() / g_n
     wa = w.traffic / (nb * pa) if pa > 0 else 0.0
     wb = w.traffic / (nb * pb) if pb > 0 else 0.0
@@ -386,15 +228,15 @@ def _place_gpus(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Expe
         for g in gs:
             m.add(sum(x[i, g] for i in mine) <= cluster.slots)
             m.add(lmax >= sum(int(wi[i]) * x[i, g] for i in mine))
-        m.add(lmax <= max(hint_max, int((max_imbalance or 1.0) * mean_gpu * _MILLI)))  # never worse than the warm start
+        m.add(lmax <= max(hint_max, int((max_imbalance or 1.0) * mean_gpu * MILLI)))  # never worse than the warm start
         terms = []
         if mean_gpu > 0:
-            kl = max(1, int(round(w.load / (stats.num_layers * mean_gpu * _MILLI) * scale)))
+            kl = max(1, int(round(w.load / (stats.num_layers * mean_gpu * MILLI) * scale)))
             terms.append(cp_model.LinearExpr.term(lmax, kl))
             if max_imbalance is not None:
                 over = m.new_int_var(0, int(wi.sum()), "over")
-                m.add(over >= lmax - int(max_imbalance * mean_gpu * _MILLI))
-                terms.append(cp_model.LinearExpr.term(over, _OVER * kl))
+                m.add(over >= lmax - int(max_imbalance * mean_gpu * MILLI))
+                terms.append(cp_model.LinearExpr.term(over, OVER * kl))
         for (i, g), var in x.items():
             saved = int(round(cluster.c_gpu * (a[i, g] * wa + b[i, g] * wb) * scale))
             if saved > 0:
@@ -402,17 +244,17 @@ def _place_gpus(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Expe
         for flows, pairs in ((a, pa), (b, pb)):
             if pairs <= 0:
                 continue
-            fm = np.round(flows * _MILLI).astype(np.int64)
+            fm = np.round(flows * MILLI).astype(np.int64)
             tot = fm.sum(axis=1)
             cmax = m.new_int_var(0, int(fm.sum()) + 1, "")
             for g in gs:
                 m.add(cmax >= sum(int(tot[i] - fm[i, g]) * x[i, g] for i in mine))
                 m.add(cmax >= int(fm[:, g].sum()) - sum(int(fm[i, g]) * x[i, g] for i in mine))
-            terms.append(cp_model.LinearExpr.term(cmax, max(1, int(round(w.comm * g_n / (nb * pairs * _MILLI) * scale)))))
+            terms.append(cp_model.LinearExpr.term(cmax, max(1, int(round(w.comm * g_n / (nb * pairs * MILLI) * scale)))))
         m.minimize(sum(terms))
-        s = _solver(seconds / len(nodes), floor=_MIN_NODE_S)
+        s = cpsat_solver(seconds / len(nodes), floor=MIN_NODE_S)
         code = s.solve(m)
-        statuses.append(_status(code))
+        statuses.append(status_name(code))
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             for (i, g), var in x.items():
                 if s.value(var):
@@ -662,7 +504,7 @@ def _solve_decomposed(stats: RoutingStats, cluster: ExpertCluster, w: Weights, t
         improved = False
         for l in range(stats.num_layers):
             left = time_limit - (time.perf_counter() - start)
-            if left <= _MIN_STAGE_S:
+            if left <= MIN_STAGE_S:
                 notes.append(f"time limit reached in CP-SAT sweep {sweeps + 1} at layer {l}")
                 break
             gpu, obj, bnd, st = _place_layer(stats, layers, l, cluster, w, max_imbalance, True,
@@ -710,32 +552,32 @@ def place_experts(stats: RoutingStats, cluster: ExpertCluster, weights: Weights 
         raise PlacementError("time limit must be positive")
     w = weights or Weights()
     start = time.perf_counter()
-    items = _items(stats, cluster)
-    lb = _load_bound(stats, items, cluster, w)
+    items = layer_items(stats, cluster)
+    lb = load_bound(stats, items, cluster, w)
     if method not in ("auto", "joint", "decomposed"):
         raise PlacementError(f"unknown method {method!r}")
     notes: list[str] = []
     if method == "joint" or (method == "auto" and joint_size(stats, cluster) <= joint_limit):
         try:
             try:
-                pl, status, obj, bound = _solve_joint(stats, cluster, w, time_limit, max_imbalance)
+                pl, status, obj, bound = solve_joint(stats, cluster, w, time_limit, max_imbalance)
             except PlacementError:
                 if max_imbalance is None:
                     raise
                 notes.append(f"no placement keeps every GPU within {max_imbalance} x the mean load; cap dropped")
-                pl, status, obj, bound = _solve_joint(stats, cluster, w, time_limit - (time.perf_counter() - start),
+                pl, status, obj, bound = solve_joint(stats, cluster, w, time_limit - (time.perf_counter() - start),
                                                       None)
             j = evaluate(stats, pl, cluster, w).objective
             gap = max(0.0, (j - bound) / j) if j > 0 else 0.0
             return SolveResult(pl, "joint", status, j, bound, gap, gap, time.perf_counter() - start, 1, notes)
-        except _NoSolution:
+        except NoSolution:
             if method == "joint":
                 raise PlacementError(f"the joint model found no placement in {time_limit:g} s; "
                                      "raise --time-limit or use the decomposition") from None
             notes.append("joint model found no placement in time; decomposed instead")
     base = greedy(stats, cluster)
     jb = evaluate(stats, base, cluster, w).objective
-    left = max(_MIN_STAGE_S, time_limit - (time.perf_counter() - start))
+    left = max(MIN_STAGE_S, time_limit - (time.perf_counter() - start))
     pl, status, sub_gap, n_sub, more = _solve_decomposed(stats, cluster, w, left, max_imbalance, time.perf_counter(),
                                                          base, jb)
     notes += more

@@ -35,10 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import PlannerError
+
 FORMAT = "planner.routing.v1"
 
 
-class TraceError(ValueError):
+class TraceError(PlannerError):
     """A routing trace that cannot be read or does not fit the model."""
 
 

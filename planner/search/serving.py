@@ -33,12 +33,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..errors import PlannerError
 from ..cost.serving import ServingEstimate, ServingError, ServingPlan, estimate_serving
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 
 
-class SLOError(ValueError):
+class SLOError(PlannerError):
     """No serving plan meets the SLOs; the message says which binds and the best reachable value."""
 
 

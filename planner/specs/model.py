@@ -27,10 +27,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..errors import PlannerError
+
 LayerAttention = Literal["full", "sliding", "linear"]
 
 
-class UnsupportedArchitecture(ValueError):
+class UnsupportedArchitecture(PlannerError):
     """A config.json whose architecture the planner cannot model."""
 
 

@@ -17,6 +17,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
+from ..errors import PlannerError
+
 _DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
 
@@ -24,7 +26,7 @@ _NUM = r"(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 _PREFIX = r"(?P<prefix>Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P|E)?"
 
 
-class UnitError(ValueError):
+class UnitError(PlannerError):
     """A quantity string that does not parse in the expected unit."""
 
 

@@ -1,4 +1,4 @@
-"""``planner experts``: place MoE experts on GPUs from routing statistics (registered by :mod:`planner.cli`)."""
+"""``planner experts``: place MoE experts on GPUs from routing statistics."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Optional
 import typer
 
 import planner
-from planner.cli import _table, console, fail, print_json
+from .render import console, fail, print_json, table
 from planner.moe.placement import ExpertCluster, Weights, evaluate, expert_slots, greedy, round_robin
 from planner.moe.solver import place_experts
 from planner.moe.synthetic import moe_shape, synthetic_trace
-from planner.moe.trace import RoutingStats, RoutingTrace, TraceError, check_stats, load_routing, widen
+from planner.moe.trace import RoutingStats, RoutingTrace, check_stats, load_routing, widen
 
 EXPORT_FORMAT = "planner.expert-placement.v1"
 
@@ -151,7 +151,7 @@ def _render(r: dict, export: Optional[Path]) -> None:
                      f"{s['comm_skew']:.3f}", f"{s['objective']:.3f}",
                      f"{s['moe_layer_time_s'] * 1e3:.2f}" if s.get("moe_layer_time_s") else "-"])
     cols = ("method", "max/mean", "cross-GPU", "cross-node", "skew", "objective", "ms")
-    t = _table("in sample", *cols, right=cols[1:])
+    t = table("in sample", *cols, right=cols[1:])
     for col in t.columns:
         col.no_wrap = True
     for row in rows:

@@ -14,9 +14,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import SpecError, get_model, get_system
-from .cost.serving import ServingError, ServingEstimate, ServingPlan, estimate_serving
-from .specs.model import ModelSpec
+from ..catalog import SpecError, get_model, get_system
+from ..cost.serving import ServingError, ServingEstimate, ServingPlan, estimate_serving
+from ..specs.model import ModelSpec
 
 _PRECISION = {"bf16": "bf16", "fp16": "fp16", "": "bf16", "fp8": "fp8", "fp4": "fp4", "nvfp4": "fp4", "int4": "int4"}
 _SUFFIXES = ("-instruct", "-fp8", "-nvfp4", "-fp4", "-awq", "-int4")

@@ -1,18 +1,17 @@
-"""``planner estimate serve`` and ``planner validate serving`` (registered by :mod:`planner.cli`)."""
+"""``planner estimate serve``, ``planner serve`` (plan search) and ``planner simulate``."""
 
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 import planner
-from planner.cli import _gb, _table, console, fail, print_json
+from .render import console, fail, gb, print_json, table
 from planner.cost.serving import ServingPlan, estimate_serving
-from planner.serving_rows import estimate_row, read_rows
+from planner.validate.serving_rows import estimate_row, read_rows
 
 
 def _plan(tp: int, pp: int, dp: int, ep: Optional[int], precision: str, backend: str) -> ServingPlan:
@@ -57,11 +56,11 @@ def estimate_serve(
         mem = est.memory
         if mem.max_concurrency == 0:
             fail(f"{m.name} does not fit on {est.plan.gpus} x {s.name} at {precision}: the weights alone need "
-                 f"{_gb(mem.weights_bytes)} GB per GPU and the KV cache and workspace more; {_gb(mem.usable_bytes)} GB "
+                 f"{gb(mem.weights_bytes)} GB per GPU and the KV cache and workspace more; {gb(mem.usable_bytes)} GB "
                  f"are usable per GPU (try more --tp / --pp or a smaller --precision)")
         fail(f"concurrency {concurrency} does not fit the KV cache: at most {mem.max_concurrency} requests of "
              f"{isl + osl} tokens on this plan ({mem.kv_capacity_tokens:,} KV tokens; weights take "  # type: ignore[operator]
-             f"{_gb(mem.weights_bytes)} GB of {_gb(mem.usable_bytes)} GB usable per GPU)")
+             f"{gb(mem.weights_bytes)} GB of {gb(mem.usable_bytes)} GB usable per GPU)")
     if as_json:
         print_json(est.model_dump(mode="json"))
         return
@@ -69,17 +68,17 @@ def estimate_serve(
     console.print(f"[bold]{m.name}[/bold] on [bold]{p.gpus} x {s.name}[/bold] ({backend}, {precision}): tp {p.tp}, "
                   f"dp {p.dp}, pp {p.pp}" + (f", ep {p.expert_layout(m)[0]}" if m.is_moe else "")
                   + f"; isl {isl}, osl {osl}, concurrency {concurrency}", highlight=False)
-    t = _table("Serving estimate", "metric", "value", right=("value",))
+    t = table("Serving estimate", "metric", "value", right=("value",))
     t.add_row("TTFT", f"{est.ttft_ms:,.1f} ms")
     t.add_row("TPOT", f"{est.tpot_ms:,.2f} ms")
     t.add_row("tokens / s per GPU", f"{est.tokens_per_s_per_gpu:,.1f}")
     t.add_row("tokens / s per user", f"{est.tokens_per_s_per_user:,.1f}")
     t.add_row("requests / s", f"{est.requests_per_s:,.2f}")
     mem = est.memory
-    t.add_row("weights per GPU", f"{_gb(mem.weights_bytes)} GB")
+    t.add_row("weights per GPU", f"{gb(mem.weights_bytes)} GB")
     t.add_row("KV capacity", f"{mem.kv_capacity_tokens:,} tokens (max concurrency {mem.max_concurrency})")
     console.print(t)
-    b = _table("Where the time goes (seconds)", "part", "value", right=("value",))
+    b = table("Where the time goes (seconds)", "part", "value", right=("value",))
     for k, v in est.breakdown.items():
         b.add_row(k, f"{v:.5f}")
     console.print(b)
@@ -113,46 +112,7 @@ def _batch(path: Path, out: Optional[Path], model_dir: Optional[Path]) -> None:
         console.print(f"{done} of {len(rows)} rows estimated -> {out}", highlight=False)
 
 
-def validate_serving(
-    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="The reference folder "
-                                             "[default: ../shared/reference]."),
-    split: str = typer.Option("report", "--split", help="calibration (H100/H200, fitted on) or report "
-                              "(Blackwell, never fitted)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-) -> None:
-    """Predicted vs measured TTFT and TPOT on measured_serving.csv, by system, mode, backend and kind."""
-    from planner.cli import _default_reference
-    from planner.validate_serving import validate_serving as run
-
-    ref = reference if reference is not None else _default_reference()
-    if not ref.is_dir():
-        fail(f"reference folder {ref} not found (give it with --reference DIR)")
-    if split not in ("calibration", "report"):
-        fail(f"unknown split {split!r}; choose calibration or report")
-    v = run(ref, split)  # type: ignore[arg-type]
-    if as_json:
-        print_json(v.model_dump(mode="json"))
-        return
-    console.print(f"[bold]{split} split[/bold]: {v.rows} rows, {v.complete_rows} with complete inputs, "
-                  f"{v.modelled_rows} modelled ({v.coverage_pct:.1f} %); TTFT MAPE {v.ttft_mape_pct:.1f} %, "
-                  f"TPOT MAPE {v.tpot_mape_pct:.1f} %", highlight=False)
-    t = _table(None, "group", "rows", "TTFT MAPE %", "TPOT MAPE %", right=("rows", "TTFT MAPE %", "TPOT MAPE %"))
-    for title, groups in (("system", v.by_system), ("mode", v.by_mode), ("backend", v.by_backend),
-                          ("kind", v.by_kind)):
-        for k, g in groups.items():
-            t.add_row(f"{title}: {k}", str(g.rows), _pct(g.ttft_mape_pct), _pct(g.tpot_mape_pct))
-        t.add_section()
-    console.print(t)
-    if v.unmodelled_reasons:
-        console.print("not modelled: " + "; ".join(f"{n} x {k}" for k, n in v.unmodelled_reasons.items()),
-                      highlight=False)
-
-
-def _pct(x: float) -> str:
-    return "-" if not math.isfinite(x) else f"{x:.1f}"
-
-
-__all__: list[Any] = ["estimate_serve", "validate_serving"]
+__all__ = ["estimate_serve", "serve", "simulate_cmd"]
 
 
 def _ms(text: str, flag: str) -> float:
@@ -226,7 +186,7 @@ def serve(
         return
     console.print(f"[bold]{m.name}[/bold] on up to [bold]{gpus} x {s.name}[/bold] ({backend}); isl {isl}, osl {osl}; "
                   f"SLO TTFT <= {ttft}, TPOT <= {tpot}" + (f"; {rate:.2f} requests/s" if rate else ""), highlight=False)
-    t = _table("Best plans", "", "aggregated", "disaggregated")
+    t = table("Best plans", "", "aggregated", "disaggregated")
     a, d = res.aggregated, res.disaggregated
 
     def cell(v: Any) -> str:
@@ -247,7 +207,7 @@ def serve(
     console.print(t)
     console.print(f"best: [bold]{res.best}[/bold]", highlight=False)
     if res.pareto:
-        f = _table("Pareto front: throughput per GPU vs speed per user (aggregated)", "layout", "concurrency",
+        f = table("Pareto front: throughput per GPU vs speed per user (aggregated)", "layout", "concurrency",
                    "tokens/s/GPU", "tokens/s/user", right=("concurrency", "tokens/s/GPU", "tokens/s/user"))
         for e in res.pareto[:10]:
             f.add_row(f"tp {e.plan.tp} dp {e.plan.dp} {e.plan.precision}", str(e.concurrency),
@@ -291,7 +251,7 @@ def simulate_cmd(
     if as_json:
         print_json({"simulation": res.model_dump(mode="json"), "goodput": good.model_dump(mode="json")})
         return
-    t = _table(f"{m.name} on {plan.gpus} x {s.name} ({backend}, {precision}): {res.requests} requests at "
+    t = table(f"{m.name} on {plan.gpus} x {s.name} ({backend}, {precision}): {res.requests} requests at "
                f"{res.rate:.2f}/s", "metric", "p50", "p90", "p99", "mean", right=("p50", "p90", "p99", "mean"))
     for name, d in (("TTFT ms", res.ttft_ms), ("TPOT ms", res.tpot_ms)):
         t.add_row(name, *(f"{d[k]:,.1f}" for k in ("p50", "p90", "p99", "mean")))

@@ -1,7 +1,7 @@
 """The training plan document: what `planner train --json` emits and launchers consume.
 
 One JSON object, versioned (``schema_version``), described by the JSON Schema
-shipped at ``planner/schemas/training-plan.v1.json`` (:func:`schema`)::
+shipped at ``planner/plans/schemas/training-plan.v1.json`` (:func:`schema`)::
 
     {
       "schema": "planner.training-plan",
@@ -29,9 +29,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .cost.training import PlanError, TrainingEstimate, TrainingPlan
-from .specs.hardware import System
-from .specs.model import ModelSpec
+from ..cost.training import PlanError, TrainingEstimate, TrainingPlan
+from ..specs.hardware import System
+from ..specs.model import ModelSpec
 
 SCHEMA_ID = "planner.training-plan"
 SCHEMA_VERSION = "1.0"
@@ -69,7 +69,7 @@ def plan_document(est: TrainingEstimate, model: ModelSpec, system: System) -> di
 
 def schema() -> dict[str, Any]:
     """The JSON Schema of the plan document (draft 2020-12)."""
-    text = resources.files("planner").joinpath("schemas", "training-plan.v1.json").read_text()
+    text = resources.files("planner.plans").joinpath("schemas", "training-plan.v1.json").read_text()
     return json.loads(text)
 
 

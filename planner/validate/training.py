@@ -15,9 +15,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .cost.training import TrainingPlan, estimate_training
-from .specs.hardware import System
-from .specs.model import ModelSpec
+from ..cost.training import TrainingPlan, estimate_training
+from ..specs.hardware import System
+from ..specs.model import ModelSpec
 
 DEFAULT_REFERENCE = Path("../shared/reference")
 
@@ -131,7 +131,7 @@ def _mape(rows: list[TrainingRow]) -> tuple[float, float]:
 
 def validate_training(reference_dir: str | Path = DEFAULT_REFERENCE, system: System | None = None) -> TrainingValidation:
     """Predicted vs published per-GPU TFLOP/s (Table 1) and training days (Table 2)."""
-    from .catalog import get_system
+    from ..catalog import get_system
 
     ref = Path(reference_dir) / "training"
     t1_path, t2_path = ref / "megatron_2021_weak_scaling.csv", ref / "megatron_2021_training_days.csv"
@@ -215,8 +215,8 @@ def validate_training_search(reference_dir: str | Path = DEFAULT_REFERENCE, syst
     global batch vs the published (t, p) plan, both under one cost model; once
     at the published micro-batch (the (t, p, vpp) choice alone) and once with
     the micro-batch free."""
-    from .catalog import get_system
-    from .search.training import search_training
+    from ..catalog import get_system
+    from ..search.training import search_training
 
     path = Path(reference_dir) / "training" / "megatron_2021_weak_scaling.csv"
     if not path.is_file():

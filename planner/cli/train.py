@@ -1,55 +1,135 @@
-"""``planner train`` (plan search) and ``planner export`` (a saved plan to a launcher).
+"""``planner estimate train``, ``planner train`` (plan search) and ``planner export`` (a saved plan to a launcher).
 
-Thin: parses flags, calls :func:`planner.search_train`, renders tables or one
-JSON object, or prints the chosen plan as launcher input (``--export``).
+Thin: parses flags, calls :func:`planner.estimate_train` / :func:`planner.search_train`, renders tables or
+one JSON object, or prints the chosen plan as launcher input (``--export``).
 """
 
 from __future__ import annotations
 
-import time
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 import planner
-from planner.cli import _duration, _gb, _table, _train_json, console, fail, print_json
+from planner import TrainingPlan
 from planner.export import EXPORTERS, export
-from planner.plan_doc import check_plan_document, plan_document
+from planner.plans.training import check_plan_document, plan_document
 from planner.search.training import TrainSearchResult
 from planner.specs.units import parse_seconds
 
+from .render import LazyProgress, console, duration, fail, gb, print_json, table
+
+def _default(field: str) -> Any:
+    """The plan's own default, so the CLI never disagrees with TrainingPlan."""
+    return TrainingPlan.model_fields[field].default
+
+
+Recompute = Enum("Recompute", {v: v for v in ("none", "selective", "full")}, type=str)  # type: ignore[misc]
+Dtype = Enum("Dtype", {v: v for v in ("bf16", "fp16", "fp8")}, type=str)  # type: ignore[misc]
+
+
+def _train_json(est: planner.TrainingEstimate, tokens: float, price: float | None) -> dict[str, Any]:
+    out = est.model_dump(mode="json")
+    out["memory"]["headroom_bytes"] = est.memory.headroom_bytes
+    out["tokens"] = tokens
+    out["time_to_train_s"] = est.time_to_train_s(tokens)
+    out["price_per_gpu_hour_usd"] = price
+    out["cost_to_train_usd"] = est.cost_to_train_usd(tokens, price) if price is not None else None
+    return out
+
+
+def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | None) -> None:
+    p = est.plan
+    degrees = f"tp {p.tp} x pp {p.pp} x cp {p.cp} x dp {p.dp}" + (f", vpp {p.vpp}" if p.vpp > 1 else "")
+    if p.ep > 1:
+        degrees += f", ep {p.ep}, expert tp {p.expert_tp}"
+    console.print(f"[bold]{est.model}[/bold] on [bold]{est.num_gpus} x {est.gpu}[/bold]: {degrees}; "
+                  f"micro-batch {p.micro_batch}, global batch {p.global_batch} ({p.num_microbatches} micro-batches), "
+                  f"seq {p.seq_len}, {p.dtype}, recompute {p.recompute}, sp {'on' if p.sp else 'off'}, ZeRO {p.zero}",
+                  highlight=False)
+
+    s = table("Summary", "metric", "value", right=("value",))
+    s.add_row("step time", f"{est.step_time_s:.3f} s")
+    s.add_row("tokens / s", f"{est.tokens_per_s:,.0f}")
+    s.add_row("MFU", f"{100 * est.mfu:.1f} %")
+    s.add_row("model TFLOP/s per GPU", f"{est.model_tflops_per_gpu:.1f}")
+    s.add_row("hardware TFLOP/s per GPU", f"{est.hardware_tflops_per_gpu:.1f}")
+    mem = est.memory
+    fits = "[green]yes[/green]" if est.fits else "[red]NO[/red]"
+    s.add_row("fits in memory", f"{fits} ({gb(mem.peak_bytes)} of {gb(mem.capacity_bytes)} GB)")
+    s.add_row(f"time to train {tokens:.3g} tokens", duration(est.time_to_train_s(tokens)))
+    if price is not None:
+        s.add_row(f"cost to train {tokens:.3g} tokens", f"${est.cost_to_train_usd(tokens, price):,.0f} "
+                                                        f"(at ${price:.2f}/GPU-h)")
+    else:
+        s.add_row(f"cost to train {tokens:.3g} tokens", "- (no price in the GPU spec)")
+    console.print(s)
+
+    m = table("Memory per GPU (most loaded stage)", "kind", "GB", "% of capacity", right=("GB", "% of capacity"))
+    for label, v in (("weights", mem.weights_bytes), ("gradients", mem.gradients_bytes),
+                     ("optimizer", mem.optimizer_bytes), ("activations", mem.activations_bytes),
+                     ("other (runtime, logits, buffers)", mem.other_bytes)):
+        m.add_row(label, gb(v), f"{100 * v / mem.capacity_bytes:.1f}")
+    m.add_section()
+    m.add_row("[bold]peak[/bold]", gb(mem.peak_bytes), f"{100 * mem.peak_bytes / mem.capacity_bytes:.1f}")
+    m.add_row("capacity", gb(mem.capacity_bytes), "100.0")
+    m.add_row("headroom", gb(mem.headroom_bytes), f"{100 * mem.headroom_bytes / mem.capacity_bytes:.1f}")
+    console.print(m)
+
+    b = table("Step breakdown", "component", "seconds", "% of step", right=("seconds", "% of step"))
+    step = est.step_time_s
+    notes = {k: v for k, v in est.breakdown.items() if k.endswith("_total")}
+    for k, v in est.breakdown.items():
+        if k not in notes:
+            b.add_row(k, f"{v:.3f}", f"{100 * v / step:.1f}")
+    b.add_section()
+    b.add_row("[bold]step[/bold]", f"{step:.3f}", "100.0")
+    for k, v in notes.items():
+        b.add_row(f"[dim]{k} (before overlap)[/dim]", f"[dim]{v:.3f}[/dim]", "")
+    console.print(b)
+    console.print("[dim]assumptions: " + "; ".join(est.assumptions) + "[/dim]", highlight=False)
+
+
+def estimate_train(
+    model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or path to a config.json."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or path to a hardware YAML."),
+    gpus: int = typer.Option(..., "--gpus", "-n", min=1, help="Total number of GPUs."),
+    tp: int = typer.Option(_default("tp"), "--tp", min=1, help="Tensor parallel size."),
+    pp: int = typer.Option(_default("pp"), "--pp", min=1, help="Pipeline parallel size."),
+    vpp: int = typer.Option(_default("vpp"), "--vpp", min=1, help="Virtual pipeline stages (model chunks) per rank."),
+    cp: int = typer.Option(_default("cp"), "--cp", min=1, help="Context parallel size."),
+    ep: int = typer.Option(_default("ep"), "--ep", min=1, help="Expert parallel size."),
+    etp: Optional[int] = typer.Option(None, "--etp", min=1, help="Expert tensor parallel size [default: tp if ep is 1, "
+                                                                  "else 1]."),
+    mbs: int = typer.Option(_default("micro_batch"), "--mbs", min=1, help="Micro-batch size (sequences)."),
+    gbs: int = typer.Option(..., "--gbs", min=1, help="Global batch size (sequences per step)."),
+    seq: int = typer.Option(..., "--seq", min=1, help="Sequence length (tokens)."),
+    recompute: Recompute = typer.Option(Recompute(_default("recompute")), "--recompute", help="Activation recomputation."),
+    sp: bool = typer.Option(_default("sp"), "--sp/--no-sp", help="Sequence parallelism (with tp > 1)."),
+    zero: int = typer.Option(_default("zero"), "--zero", min=0, max=3, help="ZeRO stage (1 = Megatron distributed "
+                                                                             "optimizer)."),
+    dtype: Dtype = typer.Option(Dtype(_default("dtype")), "--dtype", help="Compute dtype."),
+    tokens: float = typer.Option(1e12, "--tokens", min=0, help="Training tokens for time and cost to train."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """Estimate step time, MFU, memory and cost of one training plan (Megatron-LM semantics)."""
+    est = planner.estimate_train(
+        model, gpu, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, micro_batch=mbs, global_batch=gbs,
+        seq_len=seq, recompute=recompute.value, sp=sp, zero=zero, dtype=dtype.value,
+    )
+    price = planner.get_system(gpu).accelerator.price_per_hour_usd
+    if as_json:
+        print_json(_train_json(est, tokens, price))
+    else:
+        _render_train(est, tokens, price)
+
+
+
 Objective = Enum("Objective", {v: v for v in ("time", "cost", "deadline")}, type=str)  # type: ignore[misc]
 Target = Enum("Target", {v: v for v in EXPORTERS}, type=str)  # type: ignore[misc]
-
-
-class _LazyProgress:
-    """A progress bar on stderr that appears only once a search has run for a second."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.start = time.perf_counter()
-        self.bar: Progress | None = None
-        self.task = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.quiet:
-            return
-        if self.bar is None:
-            if time.perf_counter() - self.start < 1.0 or done >= total:
-                return
-            self.bar = Progress(TextColumn("searching plans"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("search", total=total)
-        self.bar.update(self.task, completed=done, total=total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _parse_amount(text: str | None, what: str) -> float | None:
@@ -132,12 +212,12 @@ def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> 
     console.print(f"[bold]{model.name}[/bold] on [bold]{best.num_gpus} x {best.gpu}[/bold], objective "
                   f"[bold]{res.objective}[/bold]: best plan {_degrees(best.plan)}, micro-batch {best.plan.micro_batch}, "
                   f"recompute {_recompute_label(best.plan)}, ZeRO {best.plan.zero}, {best.plan.dtype}", highlight=False)
-    s = _table("Best plan", "metric", "value", right=("value",))
+    s = table("Best plan", "metric", "value", right=("value",))
     s.add_row("step time", f"{best.step_time_s:.3f} s")
     s.add_row("tokens / s", f"{best.tokens_per_s:,.0f}")
     s.add_row("MFU", f"{100 * best.mfu:.1f} %")
-    s.add_row("memory", f"{_gb(best.memory.peak_bytes)} of {_gb(best.memory.capacity_bytes)} GB per GPU")
-    s.add_row(f"time to train {tokens:.3g} tokens", _duration(tokens / best.tokens_per_s))
+    s.add_row("memory", f"{gb(best.memory.peak_bytes)} of {gb(best.memory.capacity_bytes)} GB per GPU")
+    s.add_row(f"time to train {tokens:.3g} tokens", duration(tokens / best.tokens_per_s))
     cpm = res.cost_per_million_tokens(best)
     if cpm is not None:
         s.add_row("cost per million tokens", f"${cpm:,.3f} (at ${price:.2f}/GPU-h)")
@@ -153,18 +233,18 @@ def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> 
     many_dtypes = len({e.plan.dtype for e in plans}) > 1
     cols = ["#"] + (["GPUs"] if many_counts else []) + ["layout", "mbs", "recompute", "ZeRO"] + (
         ["dtype"] if many_dtypes else []) + ["step s", "MFU %", "free GB", "$/M tok"]
-    t = _table(f"Top {len(plans)} plans", *cols, right=("#", "GPUs", "mbs", "ZeRO", "step s", "MFU %", "free GB",
+    t = table(f"Top {len(plans)} plans", *cols, right=("#", "GPUs", "mbs", "ZeRO", "step s", "MFU %", "free GB",
                                                          "$/M tok"))
     for i, e in enumerate(plans, start=1):
         p = e.plan
         c = res.cost_per_million_tokens(e)
         row = [str(i)] + ([str(e.num_gpus)] if many_counts else []) + [
             _layout(p), str(p.micro_batch), _recompute_label(p), str(p.zero)] + ([p.dtype] if many_dtypes else []) + [
-            f"{e.step_time_s:.3f}", f"{100 * e.mfu:.1f}", _gb(e.memory.headroom_bytes), "-" if c is None else f"{c:.3f}"]
+            f"{e.step_time_s:.3f}", f"{100 * e.mfu:.1f}", gb(e.memory.headroom_bytes), "-" if c is None else f"{c:.3f}"]
         t.add_row(*row)
     console.print(t)
     if res.pareto:
-        f = _table("Pareto front: time vs cost (best plan per GPU count)", "GPUs", "plan", "tokens/s",
+        f = table("Pareto front: time vs cost (best plan per GPU count)", "GPUs", "plan", "tokens/s",
                    f"days for {tokens:.3g}", "$/M tok", right=("GPUs", "tokens/s", f"days for {tokens:.3g}", "$/M tok"))
         for e in res.pareto:
             c = res.cost_per_million_tokens(e)
@@ -236,7 +316,7 @@ def train(
         options["recompute"] = tuple(x.strip() for x in recompute.split(",") if x.strip())
     if zero is not None:
         options["zero_stages"] = _int_list(zero, "--zero")
-    progress = _LazyProgress(quiet=as_json or export_to is not None)
+    progress = LazyProgress(quiet=as_json or export_to is not None)
     try:
         res = planner.search_train(
             m, s, gpus, seq, gbs, objective=objective.value, tokens=n_tokens if (tokens or budget or deadline) else None,
@@ -274,8 +354,6 @@ def export_plan(
     to: Target = typer.Option(..., "--to", help="Launcher format."),
 ) -> None:
     """Export a saved plan document for a launcher."""
-    import json
-
     try:
         data = json.loads(plan_file.read_text())
     except FileNotFoundError:

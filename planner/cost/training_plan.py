@@ -1,0 +1,194 @@
+"""A training plan and what is predicted for it: the plan's fields (Megatron-LM flag semantics), the rules
+a plan must satisfy against its model and hardware (:func:`check_plan`), how its layers split over pipeline
+chunks, and the estimate's result types. The estimator itself is :mod:`planner.cost.training`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import PlannerError
+from ..specs.hardware import System
+from ..specs.model import ModelSpec
+
+
+class PlanError(PlannerError):
+    """A plan that cannot run as given (degrees, divisibility, lengths)."""
+
+
+class TrainingPlan(BaseModel):
+    """An explicit training parallelization plan (Megatron-LM flag semantics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tp: int = Field(1, ge=1, description="tensor parallel size")
+    pp: int = Field(1, ge=1, description="pipeline parallel size")
+    vpp: int = Field(1, ge=1, description="virtual pipeline stages (model chunks) per pipeline rank")
+    cp: int = Field(1, ge=1, description="context parallel size")
+    ep: int = Field(1, ge=1, description="expert parallel size")
+    etp: int | None = Field(None, ge=1, description="expert tensor parallel size (default: tp, as Megatron-Core)")
+    dp: int = Field(1, ge=1, description="data parallel size")
+    micro_batch: int = Field(1, ge=1)
+    global_batch: int = Field(..., ge=1)
+    seq_len: int = Field(..., ge=1)
+    recompute: Literal["none", "selective", "full"] = "selective"
+    sp: bool = True
+    zero: Literal[0, 1, 2, 3] = 1
+    dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
+    attention: Literal["flash", "unfused"] = "flash"
+    overlap_grad_reduce: bool = True
+    grad_reduce_in_fp32: bool = Field(True, description="Megatron keeps and reduces fp32 main gradients (its default for bf16)")
+    layers_per_chunk: tuple[int, ...] | None = Field(
+        None, description="layers of each model chunk in order (pp x vpp entries; chunk c runs on stage c % pp); "
+        "default: as even as possible")
+    recompute_per_stage: tuple[int, ...] | None = Field(
+        None, description="with recompute='full': how many layers of each pipeline stage are recomputed (the first "
+        "ones of the stage; Megatron's block method); default: all")
+    zero3_gather: Literal["layer", "tensor"] = Field(
+        "layer", description="ZeRO-3 collectives: 'layer' = one all-gather / reduce-scatter per layer, prefetched "
+        "and overlapped with compute (PyTorch FSDP2, Megatron-FSDP); 'tensor' = one per parameter tensor, "
+        "on the critical path (DeepSpeed ZeRO-3 as of 2021)")
+
+    @property
+    def num_gpus(self) -> int:
+        return self.tp * self.pp * self.cp * self.dp
+
+    @property
+    def expert_tp(self) -> int:
+        return self.etp if self.etp is not None else (self.tp if self.ep == 1 else 1)
+
+    @property
+    def num_microbatches(self) -> int:
+        return self.global_batch // (self.micro_batch * self.dp)
+
+
+class MemoryBreakdown(BaseModel):
+    weights_bytes: float
+    gradients_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    other_bytes: float = Field(description="runtime reserve, logits and communication buffers")
+    peak_bytes: float
+    capacity_bytes: float
+
+    @property
+    def headroom_bytes(self) -> float:
+        return self.capacity_bytes - self.peak_bytes
+
+
+class TrainingEstimate(BaseModel):
+    """What the cost model predicts for one plan, with its breakdown and constants."""
+
+    model: str
+    gpu: str
+    num_gpus: int
+    plan: TrainingPlan
+    step_time_s: float
+    tokens_per_s: float
+    mfu: float
+    model_tflops_per_gpu: float
+    hardware_tflops_per_gpu: float = Field(description="FLOPs actually executed (incl. recomputation) per GPU per second")
+    fits: bool
+    memory: MemoryBreakdown
+    stage_peak_bytes: list[float] | None = Field(None, description="peak bytes per pipeline stage (when asked for)")
+    breakdown: dict[str, float] = Field(description="seconds per component of one step")
+    constants: dict[str, float]
+    assumptions: list[str]
+
+    def time_to_train_s(self, tokens: float) -> float:
+        return tokens / self.tokens_per_s
+
+    def cost_to_train_usd(self, tokens: float, price_per_gpu_hour: float) -> float:
+        return self.time_to_train_s(tokens) / 3600.0 * self.num_gpus * price_per_gpu_hour
+
+
+# ---------------------------------------------------------------------------
+# validation of a plan against the model and the hardware
+# ---------------------------------------------------------------------------
+
+def check_plan(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None) -> None:
+    """Raise :class:`PlanError` with one clear line if the plan cannot run."""
+    if num_gpus is not None and plan.num_gpus != num_gpus:
+        raise PlanError(
+            f"degrees do not multiply to the GPU count: tp {plan.tp} x pp {plan.pp} x cp {plan.cp} x dp {plan.dp}"
+            f" = {plan.num_gpus}, not {num_gpus}"
+        )
+    if plan.global_batch % (plan.micro_batch * plan.dp):
+        raise PlanError(
+            f"global batch {plan.global_batch} is not divisible by micro-batch {plan.micro_batch} x dp {plan.dp}"
+            f" = {plan.micro_batch * plan.dp}"
+        )
+    if model.num_heads % plan.tp:
+        raise PlanError(f"tp {plan.tp} does not divide the {model.num_heads} attention heads of {model.name}")
+    if model.mla is None and model.num_kv_heads % plan.tp and plan.tp % model.num_kv_heads:
+        raise PlanError(f"tp {plan.tp} and the {model.num_kv_heads} KV heads of {model.name} do not divide one another")
+    if plan.pp * plan.vpp > model.num_layers:
+        raise PlanError(f"pp {plan.pp} x vpp {plan.vpp} model chunks exceed the {model.num_layers} layers of {model.name}")
+    if plan.layers_per_chunk is not None:
+        if len(plan.layers_per_chunk) != plan.pp * plan.vpp:
+            raise PlanError(f"layers_per_chunk has {len(plan.layers_per_chunk)} entries; pp {plan.pp} x vpp {plan.vpp}"
+                            f" = {plan.pp * plan.vpp} model chunks")
+        if min(plan.layers_per_chunk) < 0 or sum(plan.layers_per_chunk) != model.num_layers:
+            raise PlanError(f"layers_per_chunk {list(plan.layers_per_chunk)} must be >= 0 and sum to the"
+                            f" {model.num_layers} layers of {model.name}")
+    if plan.recompute_per_stage is not None:
+        if plan.recompute != "full":
+            raise PlanError("recompute_per_stage needs recompute='full'")
+        if len(plan.recompute_per_stage) != plan.pp:
+            raise PlanError(f"recompute_per_stage has {len(plan.recompute_per_stage)} entries, not pp = {plan.pp}")
+        sizes = stage_layer_counts(model.num_layers, plan.pp, plan.vpp, plan.layers_per_chunk)
+        for st, (r, n) in enumerate(zip(plan.recompute_per_stage, sizes)):
+            if not 0 <= r <= n:
+                raise PlanError(f"recompute_per_stage[{st}] = {r}: stage {st} holds {n} layers")
+    if plan.vpp > 1 and plan.num_microbatches % plan.pp:
+        raise PlanError(
+            f"the interleaved schedule needs the {plan.num_microbatches} micro-batches to be a multiple of pp {plan.pp}"
+        )
+    if plan.seq_len % plan.cp or (plan.cp > 1 and plan.seq_len % (2 * plan.cp)):
+        raise PlanError(f"sequence length {plan.seq_len} is not divisible by 2 x cp = {2 * plan.cp} (load-balanced ring attention)")
+    if plan.seq_len > model.max_seq_len:
+        raise PlanError(f"sequence length {plan.seq_len} exceeds {model.name}'s maximum of {model.max_seq_len} positions")
+    if plan.ep > 1 and not model.is_moe:
+        raise PlanError(f"ep {plan.ep} given but {model.name} has no experts")
+    if model.moe:
+        if model.moe.num_experts % plan.ep:
+            raise PlanError(f"ep {plan.ep} does not divide the {model.moe.num_experts} experts of {model.name}")
+        ep_group = plan.ep * plan.expert_tp
+        if (plan.tp * plan.cp * plan.dp) % ep_group:
+            raise PlanError(
+                f"ep {plan.ep} x expert tp {plan.expert_tp} = {ep_group} must divide tp x cp x dp = {plan.tp * plan.cp * plan.dp}"
+            )
+    if plan.dtype == "fp8" and not system.accelerator.has_native("fp8"):
+        raise PlanError(f"{system.accelerator.name} has no FP8 tensor cores; use --dtype bf16")
+
+
+
+def partition_layers(num_layers: int, pp: int, vpp: int = 1, layers_per_chunk: tuple[int, ...] | None = None) -> list[list[int]]:
+    """Layers of each model chunk (chunk c runs on stage c % pp): ``layers_per_chunk``
+    when given, else as even as possible with leftover layers in the middle
+    chunks (the first and last stages also carry the embedding and the LM head)."""
+    if layers_per_chunk is not None:
+        out, start = [], 0
+        for n in layers_per_chunk:
+            out.append(list(range(start, start + n)))
+            start += n
+        return out
+    chunks = pp * vpp
+    base, extra = divmod(num_layers, chunks)
+    order = sorted(range(chunks), key=lambda c: (abs(c - (chunks - 1) / 2), c))
+    sizes = [base] * chunks
+    for c in order[:extra]:
+        sizes[c] += 1
+    out, start = [], 0
+    for n in sizes:
+        out.append(list(range(start, start + n)))
+        start += n
+    return out
+
+
+def stage_layer_counts(num_layers: int, pp: int, vpp: int = 1, layers_per_chunk: tuple[int, ...] | None = None) -> list[int]:
+    """How many layers each pipeline stage holds."""
+    sizes = list(layers_per_chunk) if layers_per_chunk is not None else [len(c) for c in partition_layers(num_layers, pp, vpp)]
+    return [sum(sizes[c] for c in range(s, len(sizes), pp)) for s in range(pp)]
