@@ -22,14 +22,25 @@ from .catalog import SpecError, get_model, get_system, hardware_names, load_mode
 from .cost.training import PlanError, TrainingEstimate, TrainingPlan, estimate_training
 from .specs.hardware import Accelerator, Cluster, Node, System
 from .specs.model import ModelSpec, UnsupportedArchitecture, from_hf_config
+from .errors import PlannerError
+from .plans import GateFailure, PlanCheckError, check
 
 if TYPE_CHECKING:
+    from .search.serving import ServeSearchResult
     from .search.training import TrainSearchResult
 
 __version__ = "0.1.0"
 
 from . import moe  # noqa: E402  (expert placement: traces, baselines, evaluator)
-from .moe.solver import SolveResult, place_experts  # noqa: E402
+
+
+def __getattr__(name: str) -> object:
+    """The expert placer loads OR-Tools (and with it pandas, ~0.2 s): only when first used."""
+    if name in ("place_experts", "SolveResult"):
+        from .moe import solver
+
+        return getattr(solver, name)
+    raise AttributeError(f"module 'planner' has no attribute {name!r}")
 
 
 def search_train(model: str | ModelSpec, gpu: str | System, gpus: int, seq_len: int, global_batch: int,
@@ -41,11 +52,23 @@ def search_train(model: str | ModelSpec, gpu: str | System, gpus: int, seq_len: 
     ``dtypes``, ``pareto``, ``refine``, ``max_memory_fraction``,
     ``price_per_gpu_hour``, ``recompute``, ``partial_recompute``,
     ``zero_stages``, ``base``, ``progress``. Returns the best plan, the next
-    ones, the binding constraints and the partition solver's status.
+    ones, the binding constraints, the partition solver's status and the best
+    plan's document (``plan_document``), every plan passed through the gate
+    (:func:`planner.plans.check`; :func:`planner.api.search_train`).
     """
-    from .search.training import search_training
+    from .api import search_train as _search_train
 
-    return search_training(get_model(model), get_system(gpu), gpus, seq_len, global_batch, **options)  # type: ignore[arg-type]
+    return _search_train(model, gpu, gpus, seq_len, global_batch, **options)
+
+
+def search_serve(model: str | ModelSpec, gpu: str | System, gpus: int, isl: int, osl: int, ttft_ms: float,
+                 tpot_ms: float, rate: float | None = None, **options: object) -> "ServeSearchResult":
+    """Search the serving plans of a deployment under TTFT / TPOT SLOs (milliseconds): the best aggregated and
+    disaggregated answers, each with its plan document after the gate (:func:`planner.api.search_serve`;
+    ``options``: ``max_request_tokens``, ``source``, ``precisions``, ``backend``, ``disagg``, ``objective``)."""
+    from .api import search_serve as _search_serve
+
+    return _search_serve(model, gpu, gpus, isl, osl, ttft_ms, tpot_ms, rate, **options)  # type: ignore[arg-type]
 
 
 def estimate_train(model: str | ModelSpec, gpu: str | System, gpus: int | None = None, **plan: object) -> TrainingEstimate:
@@ -56,15 +79,32 @@ def estimate_train(model: str | ModelSpec, gpu: str | System, gpus: int | None =
     ``recompute``, ``sp``, ``zero``, ``dtype``, ...). ``dp`` defaults to
     ``gpus / (tp * pp * cp)``; a GPU count the degrees do not divide is an error.
     """
+    from pydantic import ValidationError
+
+    from .limits import MAX_GPUS, check_int
+
     m = get_model(model)
     s = get_system(gpu)
-    tp, pp, cp = (int(plan.get(k, 1) or 1) for k in ("tp", "pp", "cp"))  # type: ignore[arg-type]
+    try:
+        if gpus is not None:
+            gpus = check_int(gpus, "gpus", hi=MAX_GPUS)
+        tp, pp, cp = (check_int(plan.get(k, 1), k, hi=MAX_GPUS) for k in ("tp", "pp", "cp"))
+    except PlannerError as exc:
+        raise PlanError(str(exc)) from None
     if gpus is not None and "dp" not in plan:
         per = tp * pp * cp
-        if gpus <= 0 or gpus % per:
+        if gpus % per:
             raise PlanError(f"degrees do not multiply to the GPU count: tp {tp} x pp {pp} x cp {cp} = {per} does not divide {gpus} GPUs")
         plan = {**plan, "dp": gpus // per}
-    p = TrainingPlan(**plan)  # type: ignore[arg-type]
+    try:
+        p = TrainingPlan(**plan)  # type: ignore[arg-type]
+    except ValidationError as exc:  # one line naming the field, as every PlannerError
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e.get("loc", ())) or "plan"
+        got = e.get("input")
+        shown = f" (got {got!r})"[:120] if isinstance(got, (int, float, str)) else ""
+        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+        raise PlanError(f"invalid plan: {where}: {e.get('msg', 'invalid value')}{shown}{more}") from None
     return estimate_training(m, s, p, gpus)
 
 
@@ -72,5 +112,6 @@ __all__ = [
     "Accelerator", "Cluster", "ModelSpec", "Node", "PlanError", "SpecError", "System", "TrainingEstimate",
     "TrainingPlan", "UnsupportedArchitecture", "estimate_train", "estimate_training", "from_hf_config",
     "get_model", "get_system", "hardware_names", "load_model_file", "load_system_file", "model_names",
-    "moe", "place_experts", "SolveResult",
+    "moe", "place_experts", "SolveResult", "PlannerError", "PlanCheckError", "GateFailure", "check", "search_serve",
+    "search_train",
 ]

@@ -10,29 +10,74 @@ A model may be named by its built-in name (``llama-3.1-70b``), a path to a
 ``config.json``, or a Hugging Face id (``meta-llama/Llama-3.1-70B``, matched
 against the catalog's ``_name_or_path`` and, case-insensitively, the name
 after the organisation).
+
+Spec files are read through :mod:`planner.files`: regular files only (a
+folder, FIFO or ``/dev/zero``, or a link to one, is refused before it is
+read), at most ``limits.MAX_SPEC_FILE_BYTES``, UTF-8, bounded nesting, YAML's
+safe loader with aliases refused. Names and paths given to :func:`get_model` /
+:func:`get_system` are checked too (a string, not empty, not longer than
+``limits.MAX_NAME_CHARS``, one printable line). Every problem is one
+:class:`SpecError` line naming the file or the name.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from .errors import PlannerError
+from .files import FileInputError, parse_json, parse_yaml, read_text
+from .limits import MAX_NAME_CHARS, MAX_SPEC_FILE_BYTES
 from .specs.hardware import System
 from .specs.model import ModelSpec, from_hf_config
+from .specs.text import bad_character, printable
 
 _PKG = Path(__file__).resolve().parent
 
 
 class SpecError(PlannerError):
-    """A spec that cannot be found or read: the message is one line for the user."""
+    """A spec that cannot be found or read: the message is one line for the user (control characters
+    of a quoted name or path are escaped)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(str(message)))
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _name_arg(name: object, what: str, strip: bool = True) -> str:
+    """A name or path argument as a clean string (stripped unless ``strip=False``: a file's own name); else one
+    :class:`SpecError` line (never a TypeError or an AttributeError)."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise SpecError(f"{what} must be a name or a path (a string), got {type(name).__name__}")
+    s = name.strip()
+    if not s:
+        raise SpecError(f"{what} name is empty; `planner specs list` shows the built-in ones")
+    if len(s) > MAX_NAME_CHARS:
+        raise SpecError(f"{what} name is {len(s):,} characters long; at most {MAX_NAME_CHARS:,} accepted")
+    bad = bad_character(s)
+    if bad:
+        raise SpecError(f"{what} name {_clip(s)!r} contains a control character ({bad})")
+    return s if strip else name
+
+
+def _probe(path: Path, test: str) -> bool:
+    """``path.exists()`` / ``is_file()`` / ``is_dir()`` that answer False instead of raising (a name too
+    long for the file system, a component that is not a folder, no permission)."""
+    try:
+        return bool(getattr(path, test)())
+    except (OSError, ValueError):
+        return False
 
 
 def _data_dir(kind: str) -> Path:
@@ -61,27 +106,22 @@ def _format_validation(err: ValidationError, where: str) -> str:
         msg = "unknown field"
     elif e["type"] == "missing":
         msg = "missing field"
+    elif e["type"] != "value_error" and isinstance(e.get("input"), (int, float, str)):  # ours say what they got
+        msg += f" (got {_clip(repr(e['input']), 40)})"
     more = f" (and {len(err.errors()) - 1} more problems)" if len(err.errors()) > 1 else ""
     return f"{where}: {loc}: {msg}{more}"
 
 
-#: libyaml's safe loader when PyYAML was built with it (about 10x faster), else the pure-Python one.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
+def _read_mapping(path: Path, what: str = "a spec file") -> dict[str, Any]:
+    """A spec file's top-level mapping: JSON for ``*.json``, YAML otherwise (through :mod:`planner.files`)."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YAML_LOADER)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}: malformed YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        text = read_text(path, what, MAX_SPEC_FILE_BYTES)
+        # a config.json may hold Infinity in fields the planner does not read (Nemotron-H's time_step_limit);
+        # from_hf_config checks every field it uses
+        data = (parse_json(text, str(path), allow_non_finite=True) if path.suffix == ".json"
+                else parse_yaml(text, str(path)))
+    except FileInputError as exc:
+        raise SpecError(str(exc)) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of fields at the top level")
     return data
@@ -91,8 +131,8 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 def load_system_file(path: str | Path) -> System:
     """Read and validate one hardware spec YAML."""
-    p = Path(path)
-    data = _read_mapping(p)
+    p = Path(_name_arg(path, "hardware spec path", strip=False))
+    data = _read_mapping(p, "a hardware spec (YAML)")
     try:
         return System.model_validate(data)
     except ValidationError as err:
@@ -124,15 +164,17 @@ def get_system(name: str | System) -> System:
     """A built-in system by name or alias (``h100``, ``h100_sxm``, ``gb200``), or a YAML path."""
     if isinstance(name, System):
         return name
-    if str(name).endswith((".yaml", ".yml")) or Path(str(name)).is_file():
-        return load_system_file(name)
-    own = _data_dir("hardware_specs") / f"{name}.yaml"
-    if own.is_file() and "/" not in str(name):  # a built-in file name: no need to read the catalog for aliases
+    s = _name_arg(name, "GPU")
+    p = Path(s)
+    if s.endswith((".yaml", ".yml")) or "/" in s or os.sep in s or (_probe(p, "exists") and not _probe(p, "is_dir")):
+        return load_system_file(s)  # a path (a folder or special file is refused there, not read)
+    own = _data_dir("hardware_specs") / f"{s}.yaml"
+    if "/" not in s and os.sep not in s and _probe(own, "is_file"):  # a built-in file name: no alias lookup needed
         return _system_file_cached(str(own))
     by_name, alias = _systems()
-    key = alias.get(_norm(str(name)))
+    key = alias.get(_norm(s))
     if key is None:
-        raise SpecError(f"unknown GPU {name!r}{_suggest(str(name), sorted(alias))}")
+        raise SpecError(f"unknown GPU {_clip(s)!r}{_suggest(s[:200], sorted(alias))}")
     return by_name[key]
 
 
@@ -140,16 +182,16 @@ def get_system(name: str | System) -> System:
 
 def load_model_file(path: str | Path, name: str | None = None) -> ModelSpec:
     """Read a Hugging Face ``config.json`` (or YAML with the same keys)."""
-    p = Path(path)
-    if p.is_dir():
+    p = Path(_name_arg(path, "model config path", strip=False))
+    if _probe(p, "is_dir"):
         p = p / "config.json"
-    data = _read_mapping(p)
+    data = _read_mapping(p, "a model config (config.json)")
     stem = p.parent.name if p.name == "config.json" else p.stem
     try:
-        return from_hf_config(data, name=name or _norm(stem))
+        return from_hf_config(data, name=name or _norm(stem) or "model")
     except ValidationError as err:
         raise SpecError(_format_validation(err, str(p))) from None
-    except ValueError as err:
+    except PlannerError as err:
         raise SpecError(f"{p}: {err}") from None
 
 
@@ -163,7 +205,7 @@ def _model_files() -> tuple[dict[str, Path], dict[str, str]]:
             hf = _read_mapping(f).get("_name_or_path")
         except SpecError:
             hf = None
-        if hf:
+        if hf and isinstance(hf, str):
             ids[hf.lower()] = f.stem
             ids.setdefault(hf.split("/")[-1].lower(), f.stem)
     return files, ids
@@ -186,9 +228,11 @@ def get_model(name: str | ModelSpec, model_dir: str | Path | None = None) -> Mod
     """
     if isinstance(name, ModelSpec):
         return name
-    s = str(name).strip()
-    if s.endswith((".json", ".yaml", ".yml")) or Path(s).is_dir() and (Path(s) / "config.json").is_file():
-        return load_model_file(s)
+    s = _name_arg(name, "model")
+    p = Path(s)
+    if (s.endswith((".json", ".yaml", ".yml")) or (_probe(p, "is_dir") and _probe(p / "config.json", "exists"))
+            or (_probe(p, "exists") and not _probe(p, "is_dir"))):
+        return load_model_file(s)  # a path (a special file is refused there, not read)
     files, ids = _model_files()
     key = _norm(s)
     if key in files:
@@ -198,8 +242,8 @@ def get_model(name: str | ModelSpec, model_dir: str | Path | None = None) -> Mod
         if cand in ids:
             return _builtin_model(ids[cand])
     if model_dir is not None:
-        d = Path(model_dir)
+        d = Path(_name_arg(model_dir, "model folder"))
         for cand in (d / (s.replace("/", "--") + ".json"), d / s / "config.json"):
-            if cand.is_file():
+            if _probe(cand, "exists"):
                 return load_model_file(cand, name=_norm(s.split("/")[-1]))
-    raise SpecError(f"unknown model {s!r}{_suggest(s.split('/')[-1], sorted(files))}")
+    raise SpecError(f"unknown model {_clip(s)!r}{_suggest(s.split('/')[-1][:200], sorted(files))}")

@@ -15,13 +15,14 @@ whose message starts with the path.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from pathlib import Path
 from typing import Any
 
 from .errors import PlannerError
-from .limits import MAX_FILE_BYTES, MAX_NESTING
+from .limits import MAX_FILE_BYTES, MAX_NESTING, MAX_NUMBER_DIGITS
 
 
 class FileInputError(PlannerError):
@@ -97,27 +98,52 @@ def check_depth(text: str, where: str, max_depth: int = MAX_NESTING) -> None:
             depth = max(0, depth - 1)
 
 
+def _clip(text: str, n: int = 40) -> str:
+    """At most ``n`` characters of ``text`` for a message (a hostile value can be megabytes long)."""
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def _depth_of(obj: Any, where: str, max_depth: int) -> None:
-    stack = [(obj, 1)]
+    """Refuse a parsed object nested deeper than ``max_depth`` or holding a non-finite float (YAML's
+    ``.nan`` / ``.inf``: JSON refuses them too)."""
+    stack: list[tuple[Any, int, str]] = [(obj, 1, "")]
     while stack:
-        o, d = stack.pop()
+        o, d, at = stack.pop()
         if d > max_depth:
             raise FileInputError(f"{where}: nested deeper than {max_depth} levels")
+        if isinstance(o, float) and not math.isfinite(o):
+            raise FileInputError(f"{where}: {at or '(top level)'}: {o!r} is not a finite number")
         if isinstance(o, dict):
-            stack.extend((v, d + 1) for v in o.values())
+            stack.extend((v, d + 1, f"{at}.{_clip(str(k))}" if at else _clip(str(k))) for k, v in o.items())
         elif isinstance(o, list):
-            stack.extend((v, d + 1) for v in o)
+            stack.extend((v, d + 1, f"{at}[{i}]") for i, v in enumerate(o))
 
 
-def parse_json(text: str, where: str, max_depth: int = MAX_NESTING) -> Any:
-    """JSON text -> object, with the depth bound; NaN / Infinity literals are refused (not JSON)."""
+def parse_json(text: str, where: str, max_depth: int = MAX_NESTING, *, allow_non_finite: bool = False) -> Any:
+    """JSON text -> object, with the depth bound and integer literals of at most ``MAX_NUMBER_DIGITS`` digits;
+    NaN / Infinity literals (not JSON) and floats that overflow (``1e400``) are refused unless
+    ``allow_non_finite`` (Hugging Face's config.json files hold ``Infinity`` in fields the planner does not read;
+    the reader of such a file checks every field it uses)."""
     check_depth(text, where, max_depth)
 
     def no_constants(name: str) -> Any:
+        if allow_non_finite:
+            return float(name)
         raise FileInputError(f"{where}: {name} is not a JSON number")
 
+    def finite_float(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value) and not allow_non_finite:  # 1e400 overflows to inf
+            raise FileInputError(f"{where}: number {_clip(literal)} is out of range (not a finite float)")
+        return value
+
+    def bounded_int(literal: str) -> int:
+        if len(literal) > MAX_NUMBER_DIGITS:  # Python refuses > 4300 digits with a bare ValueError
+            raise FileInputError(f"{where}: number {_clip(literal)} has more than {MAX_NUMBER_DIGITS} digits")
+        return int(literal)
+
     try:
-        return json.loads(text, parse_constant=no_constants)
+        return json.loads(text, parse_constant=no_constants, parse_float=finite_float, parse_int=bounded_int)
     except json.JSONDecodeError as exc:
         raise FileInputError(f"{where}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
@@ -166,6 +192,8 @@ def parse_yaml(text: str, where: str, max_depth: int = MAX_NESTING) -> Any:
         data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise FileInputError(f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except (ValueError, OverflowError, TypeError) as exc:  # a constructor's own error: a 5,000-digit integer
+        raise FileInputError(f"{where}: malformed YAML: {_clip(str(exc))}") from None
     _depth_of(data, where, max_depth)
     return data
 

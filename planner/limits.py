@@ -17,6 +17,9 @@ from .errors import PlannerError
 # --- files -------------------------------------------------------------------------------------------------
 MAX_FILE_BYTES = 64 * 10**6  # a spec, plan, trace or CSV file (the largest reference trace is ~10 MB)
 MAX_NESTING = 64  # JSON / YAML nesting depth (a config.json or plan document nests 4-6 levels)
+MAX_NUMBER_DIGITS = 64  # digits of one number literal in JSON (Python refuses > 4,300 with a bare ValueError)
+MAX_SPEC_FILE_BYTES = 16 * 10**6  # a config.json or hardware YAML (the largest real config.json seen is ~3 MB)
+MAX_NAME_CHARS = 4096  # a model / GPU name, Hugging Face id or spec path as given (PATH_MAX)
 MAX_CSV_FIELD_CHARS = 4096  # one CSV field
 MAX_TRACE_REQUESTS = 2_000_000  # requests read from a request trace
 MAX_CSV_ROWS = 1_000_000  # rows of an --from-csv file
@@ -42,6 +45,14 @@ MAX_TIME_LIMIT_S = 86_400.0  # a solver time limit
 MAX_DEADLINE_S = 100 * 365 * 86_400.0  # a training deadline (a century)
 MAX_USD = 1e15  # a budget, a price
 MAX_ROUTING_TOKENS = 1 << 24  # tokens of a routing trace
+MAX_SYNTHETIC_WORK = 1 << 30  # tokens x MoE layers x experts of a synthetic routing trace (~1 min, ~1 GB)
+MAX_ROUTING_ARRAY_BYTES = 1 << 30  # one array of a routing trace, decompressed
+MAX_SIM_ITERATIONS = 20_000_000  # scheduler iterations of one simulate / goodput call (about a minute)
+MAX_TOP = 1000  # plans listed
+MAX_SEED = 2**63 - 1  # a random seed
+MAX_LINK_COST = 1e3  # a link or objective weight of the expert placer (relative to a same-node GPU hop = 1)
+MAX_IMBALANCE = 1e3  # a cap on max / mean GPU load (any cap at or above the GPU count caps nothing)
+MAX_BYTES_PER_PARAM = 8.0  # bytes per stored parameter (fp4 = 0.5 ... fp64 = 8)
 
 
 def check_number(value: Any, name: str, *, lo: float | None = 0.0, hi: float | None = None,

@@ -33,9 +33,17 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from .cost.serving import BACKENDS, MAX_BATCHED_TOKENS, ServingPlan, decode_step_s, prefill_s, serving_memory
+from .cost.serving import (BACKENDS, MAX_BATCHED_TOKENS, ServingPlan, check_serving_plan, decode_step_s, prefill_s,
+                           serving_memory)
+from .errors import PlannerError
+from .limits import (MAX_CSV_FIELD_CHARS, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
+                     MAX_SIM_ITERATIONS, MAX_SLO_S, MAX_TRACE_REQUESTS, check_int, check_number)
 from .specs.hardware import System
 from .specs.model import ModelSpec
+
+
+class SimulationError(PlannerError):
+    """A request trace that cannot be read, arguments outside their domain, or a simulation over its work bound."""
 
 
 @dataclass(frozen=True)
@@ -64,32 +72,92 @@ class GoodputResult(BaseModel):
 
 
 def poisson_requests(rate: float, n: int, isl: int, osl: int, seed: int = 0) -> list[Request]:
-    if rate <= 0 or n <= 0:
-        raise ValueError("rate and number of requests must be positive")
+    """``n`` requests of ``isl`` prompt and ``osl`` output tokens, arriving as a Poisson process of ``rate``
+    requests/s (exponential gaps from a seeded generator; the first request at time 0)."""
+    rate = check_number(rate, "rate", hi=MAX_RATE)
+    n = check_int(n, "number of requests", hi=MAX_REQUESTS)
+    isl = check_int(isl, "isl", hi=MAX_REQUEST_TOKENS)
+    osl = check_int(osl, "osl", hi=MAX_REQUEST_TOKENS)
+    seed = check_int(seed, "seed", lo=0, hi=MAX_SEED)
     gaps = np.random.default_rng(seed).exponential(1.0 / rate, n)
     t = np.cumsum(gaps) - gaps[0]
     return [Request(float(a), isl, osl) for a in t]
 
 
-def trace_requests(path: str | Path, limit: int | None = None) -> list[Request]:
-    """Requests of a trace CSV (``arrived_at, num_prefill_tokens, num_decode_tokens``)."""
-    import csv
+TRACE_COLUMNS = ("arrived_at", "num_prefill_tokens", "num_decode_tokens")
 
+
+def _trace_field(value: str | None, column: str, where: str) -> float:
+    if value is None or not value.strip():
+        raise SimulationError(f"{where}: no {column} value (a short row)")
+    try:
+        v = float(value)
+    except ValueError:
+        raise SimulationError(f"{where}: {column} {value[:40]!r} is not a number") from None
+    if not math.isfinite(v):
+        raise SimulationError(f"{where}: {column} must be a finite number, got {value.strip()!r}")
+    if column == "arrived_at":
+        if v < 0:
+            raise SimulationError(f"{where}: arrived_at must not be negative, got {value.strip()}")
+        return v
+    if v != int(v) or not 1 <= v <= MAX_REQUEST_TOKENS:
+        raise SimulationError(f"{where}: {column} must be a whole number from 1 to {MAX_REQUEST_TOKENS:,}, "
+                              f"got {value.strip()}")
+    return v
+
+
+def trace_requests(path: str | Path, limit: int | None = None) -> list[Request]:
+    """Requests of a trace CSV with the columns ``arrived_at`` (seconds, non-decreasing),
+    ``num_prefill_tokens`` and ``num_decode_tokens`` (whole numbers >= 1), the first ``limit`` rows
+    (all, up to ``MAX_TRACE_REQUESTS``, without one); arrival times are shifted so the first is 0.
+
+    The file is read through :func:`planner.files.read_text` (regular file, size bound, UTF-8). A row
+    that is short, non-numeric, not finite, out of range or earlier than the row before it is refused
+    with its line number (an unsorted trace is refused rather than sorted: it usually means a wrong
+    column or concatenated traces)."""
+    import csv
+    import io
+
+    from .files import read_text
+
+    if limit is not None:
+        limit = check_int(limit, "number of requests", hi=MAX_REQUESTS)
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"trace {p} not found")
-    out = []
-    with p.open() as f:
-        for row in csv.DictReader(f):
-            try:
-                out.append(Request(float(row["arrived_at"]), max(1, int(float(row["num_prefill_tokens"]))),
-                                   max(1, int(float(row["num_decode_tokens"])))))
-            except (KeyError, ValueError):
-                raise ValueError(f"{p}: expected columns arrived_at, num_prefill_tokens, num_decode_tokens") from None
+    text = read_text(p, "a request trace CSV (arrived_at, num_prefill_tokens, num_decode_tokens)")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise SimulationError(f"{p}: not a readable CSV header ({exc})") from None
+    missing = [c for c in TRACE_COLUMNS if c not in header]
+    if missing:
+        raise SimulationError(f"{p}: expected columns {', '.join(TRACE_COLUMNS)}; missing {', '.join(missing)}")
+    col = [header.index(c) for c in TRACE_COLUMNS]
+    out: list[Request] = []
+    last = -math.inf
+    try:
+        for row in reader:
+            where = f"{p} line {reader.line_num}"
+            if not row or not any(x.strip() for x in row):
+                continue
+            if any(len(x) > MAX_CSV_FIELD_CHARS for x in row):
+                raise SimulationError(f"{where}: a field longer than {MAX_CSV_FIELD_CHARS:,} characters")
+            if len(row) != len(header):
+                raise SimulationError(f"{where}: {len(row)} fields, the header has {len(header)}")
+            arrival, isl, osl = (_trace_field(row[i], c, where) for i, c in zip(col, TRACE_COLUMNS))
+            if arrival < last:
+                raise SimulationError(f"{where}: arrived_at {arrival:g} is earlier than the row before ({last:g}); "
+                                      f"sort the trace by arrival time")
+            last = arrival
+            if len(out) >= MAX_TRACE_REQUESTS:
+                raise SimulationError(f"{p}: more than {MAX_TRACE_REQUESTS:,} requests; simulate a part of it")
+            out.append(Request(arrival, int(isl), int(osl)))
             if limit is not None and len(out) >= limit:
                 break
+    except csv.Error as exc:
+        raise SimulationError(f"{p} line {reader.line_num}: not readable as CSV ({exc})") from None
     if not out:
-        raise ValueError(f"{p}: no requests")
+        raise SimulationError(f"{p}: no requests")
     t0 = out[0].arrival
     return [Request(r.arrival - t0, r.isl, r.osl) for r in out]
 
@@ -107,6 +175,7 @@ class _Costs:
         self.consts = BACKENDS[plan.backend]
         self._dec: dict[tuple[int, int], float] = {}
         self._pf: dict[int, float] = {}
+        self.iterations = 0  # scheduler iterations simulated with these costs (the goodput walk's work bound)
 
     def decode(self, batch: int, ctx: float) -> float:
         b = batch if batch <= 64 else 8 * math.ceil(batch / 8)
@@ -125,15 +194,66 @@ class _Costs:
         return self._pf[t] * tokens * self.consts.prefill_mix
 
 
+def _check_slo(value: float, name: str) -> float:
+    """An SLO in ms: positive and at most a day; ``math.inf`` is "no SLO"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == math.inf:
+        return math.inf
+    return check_number(value, name, hi=MAX_SLO_S * 1e3)
+
+
+def _check_worker(model: ModelSpec, system: System, plan: ServingPlan) -> None:
+    """The worker a simulation runs: the right types and a layout the model allows (:func:`check_serving_plan`)."""
+    if not isinstance(model, ModelSpec) or not isinstance(system, System) or not isinstance(plan, ServingPlan):
+        raise SimulationError("simulate takes a ModelSpec, a System and a ServingPlan (planner.get_model, "
+                              "planner.get_system, planner.cost.serving.ServingPlan)")
+    try:
+        check_int(plan.gpus, "GPUs of the worker (tp x dp x pp)", hi=MAX_GPUS)
+    except PlannerError as exc:
+        raise SimulationError(str(exc)) from None
+    check_serving_plan(model, system, plan)
+
+
+def _check_requests(requests: list[Request]) -> None:
+    """Requests in their domain: finite arrival times >= 0, token counts whole numbers in [1, MAX_REQUEST_TOKENS]."""
+    if not isinstance(requests, (list, tuple)) or not requests:
+        raise SimulationError("no requests to simulate")
+    if len(requests) > MAX_TRACE_REQUESTS:
+        raise SimulationError(f"{len(requests):,} requests; at most {MAX_TRACE_REQUESTS:,} are simulated")
+    for i, r in enumerate(requests):
+        if not isinstance(r, Request):
+            raise SimulationError(f"request {i} is a {type(r).__name__}, not a planner.simulate.Request")
+        check_number(r.arrival, f"request {i} arrival", lo=0.0, lo_open=False)
+        check_int(r.isl, f"request {i} isl", hi=MAX_REQUEST_TOKENS)
+        check_int(r.osl, f"request {i} osl", hi=MAX_REQUEST_TOKENS)
+
+
 def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list[Request],
-             ttft_slo_ms: float = math.inf, tpot_slo_ms: float = math.inf, costs: _Costs | None = None) -> SimResult:
-    if not requests:
-        raise ValueError("no requests to simulate")
+             ttft_slo_ms: float = math.inf, tpot_slo_ms: float = math.inf, costs: _Costs | None = None,
+             max_iterations: int = MAX_SIM_ITERATIONS) -> SimResult:
+    """Simulate the worker on ``requests`` (module docstring); SLOs in ms (``math.inf``: none).
+
+    The work is bounded: the scheduler loop makes progress every iteration (a prompt chunk or a decode
+    step), and more than ``max_iterations`` iterations raise :class:`SimulationError` naming the bound, as
+    does a trace whose outputs alone need more (the sum of output tokens over the most requests the KV cache
+    holds at once is a lower bound on the iterations)."""
+    _check_worker(model, system, plan)
+    _check_requests(requests)
+    ttft_slo_ms, tpot_slo_ms = _check_slo(ttft_slo_ms, "TTFT SLO (ms)"), _check_slo(tpot_slo_ms, "TPOT SLO (ms)")
+    max_iterations = check_int(max_iterations, "max_iterations", lo=0, hi=MAX_SIM_ITERATIONS)
     costs = costs or _Costs(model, system, plan)
     mem = serving_memory(model, system, plan, int(np.mean([r.isl for r in requests])),
                          int(np.mean([r.osl for r in requests])))
-    kv_cap = max(1, mem.kv_capacity_tokens)
+    if mem.kv_capacity_tokens <= 0:
+        raise SimulationError(f"{model.name} does not fit on {plan.gpus} x {system.name} at {plan.precision}: the "
+                              f"weights ({mem.weights_bytes / 1e9:,.1f} GB per GPU) leave no room for the KV cache")
+    kv_cap = mem.kv_capacity_tokens
     reqs = sorted(requests, key=lambda r: r.arrival)
+    longest = max(r.osl for r in reqs)
+    widest = max(1, min(len(reqs), kv_cap // max(1, min(r.isl + r.osl for r in reqs))))
+    need = max(longest, sum(r.osl for r in reqs) // widest)
+    if need > max_iterations:
+        raise SimulationError(f"simulating these requests needs at least {need:,} scheduler iterations, more than "
+                              f"the bound of {max_iterations:,}; simulate fewer requests or shorter outputs")
     n = len(reqs)
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
@@ -145,6 +265,10 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
     sum_isl = sum_start = 0  # for the mean context: sum(isl + it - start)
     kv_used = 0
     while nxt < n or waiting or running:
+        if it >= max_iterations:
+            raise SimulationError(f"the simulation passed {max_iterations:,} scheduler iterations (its bound) with "
+                                  f"{n - nxt + len(waiting) + len(running):,} requests left; simulate fewer requests "
+                                  f"or shorter outputs")
         while nxt < n and reqs[nxt].arrival <= t:
             waiting.append(nxt)
             nxt += 1
@@ -155,7 +279,7 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
         budget = max(0, MAX_BATCHED_TOKENS - len(running))
         chunk = 0
         done_prefill = []
-        for i in list(waiting):
+        for i in waiting:  # each visit takes >= 1 token of the budget: at most MAX_BATCHED_TOKENS + 1 visits
             if budget <= 0:
                 break
             if i not in prefill_left:
@@ -183,8 +307,8 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
             sum_isl -= reqs[i].isl
             sum_start -= start_it.pop(i)
             kv_used -= reqs[i].isl + reqs[i].osl
-        for i in done_prefill:
-            waiting.remove(i)
+        for i in done_prefill:  # the prompts completed are a prefix of the FIFO
+            waiting.popleft()
             del prefill_left[i]
             first[i] = t
             if reqs[i].osl <= 1:
@@ -195,6 +319,7 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
             sum_isl += reqs[i].isl
             sum_start += it
             heapq.heappush(running, (it + reqs[i].osl - 1, i))
+    costs.iterations += it
     arr = np.array([r.arrival for r in reqs])
     osl = np.array([r.osl for r in reqs])
     ttft = (first - arr) * 1e3
@@ -219,15 +344,20 @@ def goodput(model: ModelSpec, system: System, plan: ServingPlan, requests: list[
     ``requests`` fixes the arrival pattern and lengths (a trace, or a seeded Poisson sample),
     scaled in time for each rate. A looser SLO passes every rate a tighter one passes, so
     its goodput is never lower."""
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    percentile = check_number(percentile, "percentile", hi=100.0)
+    steps = check_int(steps, "steps", hi=200)
+    _check_worker(model, system, plan)
+    _check_requests(requests)
+    ttft_slo_ms, tpot_slo_ms = _check_slo(ttft_slo_ms, "TTFT SLO (ms)"), _check_slo(tpot_slo_ms, "TPOT SLO (ms)")
     base = (len(requests) - 1) / max(requests[-1].arrival - requests[0].arrival, 1e-9)
     costs = _Costs(model, system, plan)
     grid = []
     best = 0.0
     for k in range(-8, steps - 8):
         factor = 2.0 ** (k / 4)
-        res = simulate(model, system, plan, scale_rate(requests, factor), ttft_slo_ms, tpot_slo_ms, costs)
+        # one iteration bound for the whole walk: every grid point replays the same requests
+        res = simulate(model, system, plan, scale_rate(requests, factor), ttft_slo_ms, tpot_slo_ms, costs,
+                       max_iterations=MAX_SIM_ITERATIONS - costs.iterations)
         grid.append((base * factor, res.attainment))
         if res.attainment * 100 < percentile - 1e-9:
             break
@@ -236,5 +366,5 @@ def goodput(model: ModelSpec, system: System, plan: ServingPlan, requests: list[
                          grid=grid)
 
 
-__all__ = ["GoodputResult", "Request", "SimResult", "goodput", "poisson_requests", "scale_rate", "simulate",
+__all__ = ["GoodputResult", "Request", "SimResult", "SimulationError", "goodput", "poisson_requests", "scale_rate", "simulate",
            "trace_requests"]

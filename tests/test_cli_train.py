@@ -1,4 +1,4 @@
-"""`planner train` and `planner export` as a user runs them."""
+"""`planner train`, `planner check` and `planner export` as a user runs them."""
 
 from __future__ import annotations
 
@@ -81,6 +81,32 @@ def test_export_saved_plan(result: dict, tmp_path: Path) -> None:
     assert run("export", str(doc), "--to", "deepspeed").returncode == 0
 
 
+def test_check_and_export_go_through_the_gate(result: dict, tmp_path: Path) -> None:
+    """`planner check` says OK with a summary; `planner export` of the issue's malformed documents (num_gpus 0
+    to slurm was a ZeroDivisionError, a missing plan.tp a KeyError, "tp": "8" a TypeError, tp 3 on 64 GPUs and
+    a 1e15-byte peak were exported with exit 0) is exit 2 with one line naming the file and the field."""
+    f = tmp_path / "plan.json"
+    f.write_text(json.dumps(result))
+    r = run("check", str(f))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"OK {f}: training plan 1.1: llama-3.1-8b on 64 x h100-sxm")
+    good = result["best"]["plan_document"]
+    cases = {
+        "num_gpus 0": ({**good, "system": {**good["system"], "num_gpus": 0}}, "system.num_gpus"),
+        "missing tp": ({**good, "plan": {k: v for k, v in good["plan"].items() if k != "tp"}}, "plan.tp: missing"),
+        "tp string": ({**good, "plan": {**good["plan"], "tp": "8"}}, "plan.tp"),
+        "tp 3": ({**good, "plan": {**good["plan"], "tp": 3}}, "degrees do not multiply"),
+        "peak": ({**good, "estimate": {**good["estimate"], "memory": {**good["estimate"]["memory"], "peak_bytes": 1e15}}},
+                 "peak_bytes"),
+        "version": ({**good, "schema_version": 1.0}, "schema_version"),
+    }
+    for name, (doc, words) in cases.items():
+        bad = tmp_path / f"{name.replace(' ', '_')}.json"
+        bad.write_text(json.dumps(doc))
+        assert_one_line_error(run("export", str(bad), "--to", "slurm"), str(bad), words)
+    assert_one_line_error(run("check", str(tmp_path / "tp_3.json")), "tp 3")
+
+
 def test_batch_tokens_16m() -> None:
     r = run("train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--seq", "8192", "--batch-tokens",
             "2M", "--json", "--top", "1")
@@ -111,9 +137,9 @@ def test_sequence_too_long() -> None:
 def test_bad_flags() -> None:
     assert_one_line_error(run(*JOB[:-2]), "exactly one of --gbs")
     assert_one_line_error(run(*JOB, "--objective", "deadline"), "needs --tokens and --deadline")
-    assert_one_line_error(run(*JOB, "--deadline", "soon", "--tokens", "1T"), "cannot read 'soon' as a time")
+    assert_one_line_error(run(*JOB, "--deadline", "soon", "--tokens", "1T"), "cannot read --deadline 'soon' as a time")
     assert_one_line_error(run(*JOB, "--dtype", "fp8", "--gpu", "a100"), "FP8")
-    assert_one_line_error(run("export", "/nonexistent/plan.json", "--to", "megatron"), "not found")
+    assert_one_line_error(run("export", "/nonexistent/plan.json", "--to", "megatron"), "plan.json: no such file")
 
 
 def test_deadline_and_budget_errors_say_by_how_much() -> None:

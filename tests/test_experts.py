@@ -78,7 +78,7 @@ def test_routing_files_round_trip_and_errors(tmp_path: Path):
         np.savez(tmp_path / "bad.npz", experts=bad)
         load_routing(tmp_path / "bad.npz", num_experts=8)
     (tmp_path / "x.json").write_text("{not json")
-    with pytest.raises(TraceError, match="not valid JSON"):
+    with pytest.raises(TraceError, match="malformed JSON"):
         load_routing(tmp_path / "x.json")
     (tmp_path / "y.npz").write_bytes(b"junk")
     with pytest.raises(TraceError, match="not a readable .npz"):
@@ -249,7 +249,7 @@ def test_experts_cli_bad_input(tmp_path: Path):
     assert_one_line_error(run(*base, "--trace", str(bad)), "expert id 300", "256 experts")
     junk = tmp_path / "junk.json"
     junk.write_text("[1, 2")
-    assert_one_line_error(run(*base, "--trace", str(junk)), "not valid JSON")
+    assert_one_line_error(run(*base, "--trace", str(junk)), "malformed JSON")
     assert_one_line_error(run("experts", "--model", "deepseek-v3", "--synthetic", "--gpus", "2"),
                           "expert slots per GPU", "at least 16 GPUs")
     assert_one_line_error(run(*base), "exactly one of --trace")

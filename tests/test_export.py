@@ -13,13 +13,13 @@ import shlex
 import shutil
 import subprocess
 import tomllib
-import typing
 from typing import Any
 
 import pytest
 
 import planner
-from planner.cost.training import PlanError, TrainingPlan, partition_layers
+from planner.cost.training import partition_layers
+from planner.errors import PlannerError
 from planner.export import EXPORTERS, export
 from planner.export.deepspeed import (
     DEEPSPEED_KEYS, MEGATRON_DEEPSPEED_FLAGS, deepspeed_config, deepspeed_json, megatron_deepspeed_args,
@@ -27,7 +27,10 @@ from planner.export.deepspeed import (
 from planner.export.megatron import MEGATRON_FLAGS, megatron_args, megatron_command
 from planner.export.slurm import slurm_script
 from planner.export.torchtitan import TORCHTITAN_KEYS, torchtitan_toml
-from planner.plans.training import SCHEMA_ID, load_plan_document, plan_document, schema
+from planner.plans import check
+from planner.plans.layers import chunk_sizes
+from planner.plans import load_plan_document
+from planner.plans.training import SCHEMA_ID, TrainingDocument, plan_document
 
 # --------------------------------------------------------------------------------------------------
 # documented names, transcribed from the launchers' sources
@@ -149,107 +152,28 @@ def stages_of(doc: dict[str, Any]) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------------
-# a validator for the subset of JSON Schema the plan schema uses
+# the documents the exporters read (the schema and the gate are tested with planner.plans)
 # --------------------------------------------------------------------------------------------------
 
-_TYPES = {
-    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool), "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
-}
-_KEYWORDS = {"$schema", "$id", "title", "description", "type", "required", "properties", "additionalProperties",
-             "items", "enum", "const", "minimum", "pattern"}
+def test_documents_pass_the_gate(doc):
+    """Plans that fit pass the gate unchanged; one that does not fit memory is refused (the exporters still
+    export it when called directly: they trust what they are given)."""
+    if not doc["estimate"]["fits"]:
+        with pytest.raises(PlannerError, match="GB per GPU by the planner's memory model"):
+            check(doc)
+        return
+    typed = check(doc)
+    assert isinstance(typed, TrainingDocument) and typed.to_json() == doc
 
-
-def validate(value: Any, sch: dict[str, Any], path: str = "$") -> list[str]:
-    """Errors of ``value`` against ``sch`` (type, required, properties, additionalProperties, items, enum,
-    const, minimum, pattern); annotations are ignored; any other keyword is an error in the schema."""
-    unknown = set(sch) - _KEYWORDS
-    assert not unknown, f"{path}: validator does not implement {sorted(unknown)}"
-    errs: list[str] = []
-    if "type" in sch:
-        types = sch["type"] if isinstance(sch["type"], list) else [sch["type"]]
-        if not any(_TYPES[t](value) for t in types):
-            return [f"{path}: {value!r} is not of type {types}"]
-    if "enum" in sch and not any(value == e and type(value) is type(e) for e in sch["enum"]):
-        errs.append(f"{path}: {value!r} not in {sch['enum']}")
-    if "const" in sch and value != sch["const"]:
-        errs.append(f"{path}: {value!r} != {sch['const']!r}")
-    if "minimum" in sch and _TYPES["number"](value) and value < sch["minimum"]:
-        errs.append(f"{path}: {value!r} < {sch['minimum']}")
-    if "pattern" in sch and isinstance(value, str) and not re.search(sch["pattern"], value):
-        errs.append(f"{path}: {value!r} does not match {sch['pattern']}")
-    if isinstance(value, dict):
-        errs += [f"{path}: missing {k!r}" for k in sch.get("required", []) if k not in value]
-        props = sch.get("properties", {})
-        extra = sch.get("additionalProperties", True)
-        for k, v in value.items():
-            if k in props:
-                errs += validate(v, props[k], f"{path}.{k}")
-            elif extra is False:
-                errs.append(f"{path}: unexpected key {k!r}")
-            elif isinstance(extra, dict):
-                errs += validate(v, extra, f"{path}.{k}")
-    if isinstance(value, list) and "items" in sch:
-        for i, v in enumerate(value):
-            errs += validate(v, sch["items"], f"{path}[{i}]")
-    return errs
-
-
-def test_schema_header_and_plan_table():
-    sch = schema()
-    assert sch["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert sch["$id"] == "https://planner.dev/schemas/training-plan.v1.json"
-    assert sch["title"]
-    assert set(sch["required"]) == {"schema", "schema_version", "model", "system", "plan", "estimate"}
-    plan = sch["properties"]["plan"]
-    assert plan["additionalProperties"] is False
-    # the plan properties are exactly TrainingPlan's fields plus the two derived ones, all required
-    assert set(plan["properties"]) == set(TrainingPlan.model_fields) | {"num_microbatches", "expert_tp"}
-    assert set(plan["required"]) == set(plan["properties"])
-    # every Literal field of TrainingPlan has the same enum
-    for name, field in TrainingPlan.model_fields.items():
-        if typing.get_origin(field.annotation) is typing.Literal:
-            assert plan["properties"][name]["enum"] == list(typing.get_args(field.annotation)), name
-
-
-def test_documents_validate(doc):
-    assert validate(doc, schema()) == []
-
-
-def test_schema_rejects_bad_documents(docs):
-    sch, good = schema(), docs["base"]
-
-    def changed(fn) -> dict[str, Any]:
-        d = json.loads(json.dumps(good))
-        fn(d)
-        return d
-
-    assert validate(changed(lambda d: d.pop("estimate")), sch)
-    assert validate(changed(lambda d: d["plan"].update(bogus=1)), sch)
-    assert validate(changed(lambda d: d["plan"].update(recompute="partial")), sch)
-    assert validate(changed(lambda d: d["plan"].update(zero=True)), sch)  # a bool is not an integer enum member
-    assert validate(changed(lambda d: d["plan"].update(tp=0)), sch)
-    assert validate(changed(lambda d: d["plan"].update(layers_per_chunk=[40, "40"])), sch)
-    assert validate(changed(lambda d: d.update(schema="other")), sch)
-    assert validate(changed(lambda d: d.update(schema_version="2.0")), sch)
-    assert validate(changed(lambda d: d["model"].pop("num_layers")), sch)
-    assert validate(changed(lambda d: d["estimate"]["breakdown"].update(compute="slow")), sch)
-
-
-# --------------------------------------------------------------------------------------------------
-# load_plan_document
-# --------------------------------------------------------------------------------------------------
 
 def _load_error(tmp_path, text: str | None) -> str:
     p = tmp_path / "plan.json"
     if text is not None:
         p.write_text(text)
-    with pytest.raises(PlanError) as e:
+    with pytest.raises(PlannerError) as e:
         load_plan_document(p)
     msg = str(e.value)
-    assert "\n" not in msg and msg, msg
+    assert "\n" not in msg and msg.startswith(str(p)), msg
     return msg
 
 
@@ -261,13 +185,32 @@ def test_load_round_trip(tmp_path, docs):
 
 def test_load_errors_are_one_line(tmp_path, docs):
     good = docs["base"]
-    assert "not found" in _load_error(tmp_path, None)
-    assert "not valid JSON" in _load_error(tmp_path, "{\"schema\": ")
+    assert "no such file" in _load_error(tmp_path, None)
+    assert "JSON" in _load_error(tmp_path, "{\"schema\": ")
     assert SCHEMA_ID in _load_error(tmp_path, json.dumps({**good, "schema": "something.else"}))
     assert "schema_version" in _load_error(tmp_path, json.dumps({**good, "schema_version": "2.0"}))
-    assert "invalid plan" in _load_error(tmp_path, json.dumps({**good, "plan": {**good["plan"], "tp": 0}}))
-    assert "invalid plan" in _load_error(tmp_path, json.dumps({**good, "plan": {**good["plan"], "recompute": "x"}}))
+    assert "plan.tp" in _load_error(tmp_path, json.dumps({**good, "plan": {**good["plan"], "tp": 0}}))
+    assert "plan.recompute" in _load_error(tmp_path, json.dumps({**good, "plan": {**good["plan"], "recompute": "x"}}))
     assert "plan" in _load_error(tmp_path, json.dumps({k: v for k, v in good.items() if k != "plan"}))
+
+
+def test_exporters_read_the_typed_document_as_its_json(docs):
+    """A TrainingDocument (what the gate returns) exports exactly as its JSON object."""
+    for d in (docs["base"], docs["moe_fp8_zero3"], docs["full_per_stage"]):
+        typed = TrainingDocument.model_validate(d, strict=False)
+        for target in EXPORTERS:
+            assert export(typed, target) == export(d, target), target
+        assert slurm_script(typed, "torchtitan") == slurm_script(d, "torchtitan")
+
+
+def test_layer_split_helper_is_the_estimators():
+    """planner.plans.layers.chunk_sizes (what exporters read) splits layers as the cost model does."""
+    for layers in (1, 7, 32, 61, 80, 126):
+        for pp in (1, 2, 3, 4, 8):
+            for vpp in (1, 2, 3):
+                if pp * vpp <= layers:
+                    assert chunk_sizes(layers, pp, vpp) == [len(c) for c in partition_layers(layers, pp, vpp)]
+    assert chunk_sizes(80, 4, 1, (18, 21, 21, 20)) == [18, 21, 21, 20]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -633,9 +576,23 @@ def test_exporters_registry(docs):
     assert str(e.value) == "unknown export target 'x'; choose from megatron, torchtitan, deepspeed, slurm"
 
 
-@pytest.mark.parametrize("target", ["megatron", "torchtitan", "slurm"])
-def test_exports_start_with_the_planner_line(doc, target):
-    lines = export(doc, target).splitlines()
+def test_export_passes_the_gate_first(docs):
+    """export() refuses what the gate refuses (one line); the per-launcher renderers do not check."""
+    too_big = docs["zero0_fp16"]  # 107 GB per GPU on an 80 GB H100
+    assert megatron_command(too_big).startswith("# planner: ")
+    for target in EXPORTERS:
+        with pytest.raises(PlannerError, match=r"^saved\.json: plan needs 107\.1 GB per GPU") as e:
+            export(too_big, target, where="saved.json")
+        assert "\n" not in str(e.value)
+    tampered = json.loads(json.dumps(docs["base"]))
+    tampered["plan"]["tp"] = 3
+    with pytest.raises(PlannerError, match="degrees do not multiply to the GPU count: tp 3 x pp 2"):
+        export(tampered, "slurm")
+
+
+@pytest.mark.parametrize("render", [megatron_command, torchtitan_toml, slurm_script])
+def test_exports_start_with_the_planner_line(doc, render):
+    lines = render(doc).splitlines()
     first = lines[1] if lines[0].startswith("#!") else lines[0]
     m, s, e = doc["model"], doc["system"], doc["estimate"]
     assert first.startswith("# planner: ")

@@ -86,7 +86,7 @@ def test_more_tensor_parallelism_lowers_tpot_at_small_batch(llama70b):
 
 def test_bad_plans(llama70b):
     h100 = planner.get_system("h100")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(planner.PlannerError, match="isl must be at least 1, got 0"):
         estimate_serving(llama70b, h100, ServingPlan(tp=8), 0, 10, 1)
     with pytest.raises(ValueError, match="no experts"):
         estimate_serving(llama70b, h100, ServingPlan(tp=8, ep=8), 10, 10, 1)
@@ -135,7 +135,12 @@ def test_row_estimates_and_reasons():
     assert estimate_row({**ROW, "model_path": "nobody/NoSuchModel"}).reason.startswith("unknown model")
     assert "batch sizes" in estimate_row({**ROW, "mode": "disagg", "batch_size": ""}).reason
     assert "backend" in estimate_row({**ROW, "backend": "tgi"}).reason
-    assert estimate_row({**ROW, "tp_size": "banana"}).ttft_ms is not None  # unreadable degree -> 1, no crash
+    # a malformed value is the row's reason, never a crash nor a silent default
+    bad = estimate_row({**ROW, "tp_size": "banana"})
+    assert bad.ttft_ms is None and bad.reason == "tp_size 'banana' is not a number"
+    assert "isl must be a whole number" in estimate_row({**ROW, "isl": "inf"}).reason
+    assert "batch_size must be a whole number from 0 to 1,048,576" in estimate_row({**ROW, "batch_size": "1e9"}).reason
+    assert estimate_row({**ROW, "pp_size": "0"}).ttft_ms == ok.ttft_ms  # 0 means "not set", as in the reference
     # the same architecture under a re-packaged, quantized name
     assert estimate_row({**ROW, "model_path": "nvidia/Llama-3.1-70B-FP8"}).ttft_ms is not None
 

@@ -14,7 +14,8 @@ One module per command group, all importing their shared helpers from
 :mod:`.render` and never from each other; this module only assembles them:
 
 * :mod:`.specs`    - ``specs list | show | validate``
-* :mod:`.train`    - ``estimate train``, ``train``, ``export``
+* :mod:`.train`    - ``estimate train``, ``train``
+* :mod:`.plans`    - ``check``, ``export`` (a saved plan document through the gate, then to a launcher)
 * :mod:`.serve`    - ``estimate serve``, ``serve``, ``simulate``
 * :mod:`.experts`  - ``experts``
 * :mod:`.validate` - ``validate training | serving``
@@ -24,12 +25,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import typer
 
 import planner
 
-from . import experts, serve, specs, train, validate
+from . import experts, plans, serve, specs, train, validate
 from .render import EXIT_INTERNAL, cli_errors, squash
 
 app = typer.Typer(
@@ -69,17 +71,23 @@ estimate_app.command("serve")(cli_errors(serve.estimate_serve))
 validate_app.command("training")(cli_errors(validate.validate_training))
 validate_app.command("serving")(cli_errors(validate.validate_serving))
 app.command("train")(cli_errors(train.train))
-app.command("export")(cli_errors(train.export_plan))
+app.command("check")(cli_errors(plans.check_cmd))
+app.command("export")(cli_errors(plans.export_plan))
 app.command("serve")(cli_errors(serve.serve))
 app.command("simulate")(cli_errors(serve.simulate_cmd))
 app.command("experts")(cli_errors(experts.experts))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``planner`` console script: run the app, usage errors as one line, exit 2."""
+    """``planner`` console script: run the app, usage errors as one line, exit 2.
+
+    Python warnings (a numpy ``RuntimeWarning`` on a degenerate input) never reach stderr: the causes known are
+    fixed where they arise, and stderr holds only the one ``error:`` line a bad input gets."""
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=argv, prog_name="planner", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rv = command.main(args=argv, prog_name="planner", standalone_mode=False)
     except BrokenPipeError:  # `planner ... | head`: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -9,13 +9,16 @@ from typing import Optional
 import typer
 
 import planner
-from .render import console, fail, print_json, table
+from .render import console, fail, print_json, refuse_overwrite, refuse_unused, table
+from planner.limits import (MAX_BYTES_PER_PARAM, MAX_EXPERTS, MAX_GPUS, MAX_IMBALANCE, MAX_LINK_COST,
+                            MAX_ROUTING_TOKENS, MAX_SEED, MAX_TIME_LIMIT_S, check_number)
 from planner.moe.placement import ExpertCluster, Weights, evaluate, expert_slots, greedy, round_robin
-from planner.moe.solver import place_experts
 from planner.moe.synthetic import moe_shape, synthetic_trace
 from planner.moe.trace import RoutingStats, RoutingTrace, check_stats, load_routing, widen
 
-EXPORT_FORMAT = "planner.expert-placement.v1"
+#: The placement document's schema id (:class:`planner.plans.PlacementDocument`; it replaces the
+#: "planner.expert-placement.v1" format of earlier releases).
+EXPORT_FORMAT = "planner.expert-placement"
 
 
 def _gain(base: float, new: float) -> float | None:
@@ -27,6 +30,8 @@ def placement_report(model, stats_fit: RoutingStats, stats_eval: RoutingStats | 
     """The ``--json`` object (sections per method, the solver's status, bound and gap, and the
     held-out replay) and the solver's placement."""
     w = weights or Weights()
+    from planner.moe.solver import place_experts  # OR-Tools loads only when a placement is solved
+
     res = place_experts(stats_fit, cluster, w, time_limit=time_limit, max_imbalance=max_imbalance)
     methods = {"solver": res.placement, "round_robin": round_robin(stats_fit, cluster),
                "greedy": res.greedy if res.greedy is not None else greedy(stats_fit, cluster)}
@@ -48,38 +53,20 @@ def placement_report(model, stats_fit: RoutingStats, stats_eval: RoutingStats | 
     return out, res.placement
 
 
-def export_placement(path: Path, placement, model_name: str, cluster: ExpertCluster, stats: RoutingStats) -> None:
-    """The placement as JSON: per MoE layer, physical slot -> logical expert (GPU-major, the
-    shape of vLLM's / SGLang's expert-placement maps) and each slot's share of its expert's tokens."""
-    doc = {
-        "format": EXPORT_FORMAT,
-        "model": model_name,
-        "gpus": cluster.gpus,
-        "gpus_per_node": cluster.gpus_per_node,
-        "slots_per_gpu": cluster.slots,
-        "num_logical_experts": stats.num_experts,
-        "num_redundant_experts": cluster.redundant,
-        "physical_to_logical": placement.to_physical_map(),
-        "replica_share": [[round(float(x), 6) for x in layer.reshape(-1)] for layer in placement.share],
-        "note": "physical slot g * slots_per_gpu + s is slot s of GPU g; empty slots repeat the GPU's first expert "
-                "with share 0.",
-    }
-    if (stats.num_experts + cluster.redundant) % cluster.gpus:
-        doc["note"] += (f" vLLM and SGLang need experts + redundant ({stats.num_experts + cluster.redundant}) to divide "
-                        f"evenly over the {cluster.gpus} EP ranks; choose --redundant so that it does.")
-    path.write_text(json.dumps(doc))
-
-
 def experts(
+    ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in MoE model, Hugging Face id, or config.json."),
     trace: Optional[Path] = typer.Option(None, "--trace", help="Routing trace (.npz or .json; docs/moe-routing-format.md)."),
     synthetic: bool = typer.Option(False, "--synthetic", help="Generate a seeded synthetic trace shaped like the model."),
-    tokens: int = typer.Option(8192, "--tokens", min=2, help="Tokens of the synthetic trace."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic trace."),
-    gpus: int = typer.Option(..., "--gpus", min=1, help="GPUs the experts go on (the expert-parallel size)."),
-    gpus_per_node: int = typer.Option(8, "--gpus-per-node", min=1, help="GPUs per node."),
-    redundant: int = typer.Option(0, "--redundant", min=0, help="Redundant expert slots per layer (replicas of hot experts)."),
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Solver time limit in seconds."),
+    tokens: int = typer.Option(8192, "--tokens", min=2, max=MAX_ROUTING_TOKENS, help="Tokens of the synthetic trace."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the synthetic trace."),
+    gpus: int = typer.Option(..., "--gpus", min=1, max=MAX_GPUS, help="GPUs the experts go on (the expert-parallel "
+                             "size)."),
+    gpus_per_node: int = typer.Option(8, "--gpus-per-node", min=1, max=MAX_GPUS, help="GPUs per node."),
+    redundant: int = typer.Option(0, "--redundant", min=0, max=MAX_EXPERTS, help="Redundant expert slots per layer "
+                                  "(replicas of hot experts)."),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="Solver time limit in CP-SAT deterministic seconds "
+                                     "(about seconds of one core; the same input gives the same placement)."),
     max_imbalance: float = typer.Option(1.05, "--max-imbalance", help="Target max / mean GPU load."),
     node_cost: float = typer.Option(4.0, "--node-cost", help="Cost of a token crossing nodes (crossing GPUs in a node = 1)."),
     gpu: str = typer.Option("h100", "--gpu", "-g", help="System for the memory check and the MoE layer time."),
@@ -88,14 +75,21 @@ def experts(
                                  "report the second half too."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the placement (physical slot -> expert) as JSON."),
+    timings: bool = typer.Option(False, "--timings", help="With --json: include the solver's wall-clock time "
+                                 "(left out by default so the same input gives the same bytes)."),
 ) -> None:
     """Place an MoE model's experts (and replicas) on GPUs: CP-SAT vs round-robin and greedy (EPLB)."""
     if (trace is None) == (not synthetic):
         fail("give exactly one of --trace FILE or --synthetic")
-    if time_limit <= 0:
-        fail(f"--time-limit must be positive, got {time_limit}")
-    if max_imbalance < 1:
-        fail(f"--max-imbalance is max / mean load and must be >= 1, got {max_imbalance}")
+    if trace is not None:
+        refuse_unused(ctx, "with --trace (used only by --synthetic)", "tokens", "seed")
+    refuse_unused(ctx, "without --json", *(() if as_json else ("timings",)))
+    check_number(time_limit, "--time-limit", hi=MAX_TIME_LIMIT_S)
+    check_number(max_imbalance, "--max-imbalance (max / mean GPU load)", lo=1.0, lo_open=False, hi=MAX_IMBALANCE)
+    check_number(node_cost, "--node-cost (relative to a same-node GPU hop = 1)", lo=1.0, lo_open=False,
+                 hi=MAX_LINK_COST)
+    check_number(weight_bytes, "--weight-bytes", hi=MAX_BYTES_PER_PARAM)
+    refuse_overwrite(export, "--export", {"--trace": trace, "--model": model, "--gpu": gpu})
     m = planner.get_model(model)
     if m.moe is None:
         fail(f"{m.name} has no experts")
@@ -114,6 +108,8 @@ def experts(
         data: RoutingTrace | RoutingStats = synthetic_trace(m, tokens=tokens, seed=seed)
     else:
         data = load_routing(trace, num_experts=e)  # type: ignore[arg-type]
+    if not isinstance(data, RoutingTrace):
+        refuse_unused(ctx, "with an aggregated trace (only a per-token trace splits into halves)", "holdout")
     if isinstance(data, RoutingTrace):
         fit_t, eval_t = data.halves() if holdout else (data, None)
         fit = fit_t.stats()
@@ -129,10 +125,15 @@ def experts(
               "slots_per_gpu": cluster.slots, "moe_layers": n_layers, "experts": e, "top_k": k,
               "trace": {"source": where, "tokens_fit": fit.tokens, "tokens_held_out": held.tokens if held else 0,
                         "expert_skew_mean": float(fit.skew().mean())}, **report}
+    from planner.api import placement_plan  # the placement document, through the gate
+
+    solver = {k: report["solver"][k] for k in ("method", "status", "objective", "bound", "gap")}
+    doc = placement_plan(placement, m, cluster, system=system, weight_bytes_per_param=weight_bytes, solver=solver)
+    report["plan_document"] = doc.model_dump(mode="json", by_alias=True)
     if export is not None:
-        export_placement(export, placement, m.name, cluster, fit)
+        export.write_text(json.dumps(report["plan_document"]))
     if as_json:
-        print_json(report)
+        print_json(report, timings=timings)
         return
     _render(report, export)
 
@@ -175,4 +176,4 @@ def _render(r: dict, export: Optional[Path]) -> None:
         console.print(f"placement written to {export}", highlight=False)
 
 
-__all__ = ["EXPORT_FORMAT", "experts", "export_placement", "placement_report"]
+__all__ = ["EXPORT_FORMAT", "experts", "placement_report"]

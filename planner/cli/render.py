@@ -127,20 +127,58 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:,.1f} days"
 
 
-def json_safe(obj: Any) -> Any:
-    """NaN / inf -> null so the output is strict JSON."""
+#: Keys whose values are wall-clock measurements (search, solver and MILP times): the only part of a
+#: ``--json`` answer that differs between two runs of the same command, so they appear only with ``--timings``.
+TIMING_KEYS = frozenset({"elapsed_s", "solve_time_s", "time_s"})
+
+
+def json_safe(obj: Any, timings: bool = True) -> Any:
+    """NaN / inf -> null so the output is strict JSON; without ``timings``, the :data:`TIMING_KEYS` dropped."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v, timings) for k, v in obj.items() if timings or k not in TIMING_KEYS}
     if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
+        return [json_safe(v, timings) for v in obj]
     return obj
 
 
-def print_json(obj: Any) -> None:
-    """Exactly one JSON object on stdout (plain print: rich would wrap and colour it)."""
-    print(json.dumps(json_safe(obj), indent=2, allow_nan=False))
+def print_json(obj: Any, timings: bool = False) -> None:
+    """Exactly one JSON object on stdout (plain print: rich would wrap and colour it). The same input gives the
+    same bytes: wall-clock timings (:data:`TIMING_KEYS`) are left out unless ``timings`` (the ``--timings`` flag)."""
+    print(json.dumps(json_safe(obj, timings), indent=2, allow_nan=False))
+
+
+def given(ctx: typer.Context, *names: str) -> list[str]:
+    """The flags among the parameters ``names`` that the user typed (not left at their defaults)."""
+    flags = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name) if param.name in names else None
+        # typer vendors click in recent releases: compare the ParameterSource by name
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            flags.append("/".join([max(param.opts, key=len), *getattr(param, "secondary_opts", [])]))
+    return flags
+
+
+def refuse_unused(ctx: typer.Context, why: str, *names: str) -> None:
+    """An option that does nothing in the mode asked for is an error (it would be silently ignored)."""
+    flags = given(ctx, *names)
+    if flags:
+        fail(f"{', '.join(flags)} {'does' if len(flags) == 1 else 'do'} nothing {why}")
+
+
+def refuse_overwrite(output: Path | None, flag: str, inputs: dict[str, Any]) -> None:
+    """``output`` must not be one of the command's input files (``inputs``: flag -> path or name)."""
+    from planner.files import same_file
+
+    if output is None:
+        return
+    for name, value in inputs.items():
+        if value is None:
+            continue
+        path = Path(str(value))
+        if path.exists() and same_file(output, path):
+            fail(f"{flag} {output} is the {name} input; refusing to write over it (choose another file)")
 
 
 def table(title: str | None = None, *columns: str, right: tuple[str, ...] = ()) -> Table:

@@ -9,7 +9,9 @@ from typing import Any, Optional
 import typer
 
 import planner
-from .render import console, fail, gb, print_json, table
+from .render import console, fail, gb, print_json, refuse_overwrite, refuse_unused, table
+from planner.limits import (MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
+                            MAX_SLO_S, check_int, check_number)
 from planner.cost.serving import ServingPlan, estimate_serving
 from planner.validate.serving_rows import estimate_row, read_rows
 
@@ -19,15 +21,19 @@ def _plan(tp: int, pp: int, dp: int, ep: Optional[int], precision: str, backend:
 
 
 def estimate_serve(
+    ctx: typer.Context,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
     gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
-    tp: int = typer.Option(1, "--tp", min=1, help="Attention tensor parallel size."),
-    pp: int = typer.Option(1, "--pp", min=1, help="Pipeline stages."),
-    dp: int = typer.Option(1, "--dp", min=1, help="Attention data parallel size (DP attention)."),
-    ep: Optional[int] = typer.Option(None, "--ep", min=1, help="Expert parallel size [default: tp x dp for MoE]."),
-    isl: Optional[int] = typer.Option(None, "--isl", min=1, help="Input (prompt) tokens per request."),
-    osl: Optional[int] = typer.Option(None, "--osl", min=1, help="Output tokens per request."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Requests in flight (closed loop)."),
+    tp: int = typer.Option(1, "--tp", min=1, max=MAX_GPUS, help="Attention tensor parallel size."),
+    pp: int = typer.Option(1, "--pp", min=1, max=MAX_GPUS, help="Pipeline stages."),
+    dp: int = typer.Option(1, "--dp", min=1, max=MAX_GPUS, help="Attention data parallel size (DP attention)."),
+    ep: Optional[int] = typer.Option(None, "--ep", min=1, max=MAX_GPUS, help="Expert parallel size [default: tp x dp "
+                                     "for MoE]."),
+    isl: Optional[int] = typer.Option(None, "--isl", min=1, max=MAX_REQUEST_TOKENS, help="Input (prompt) tokens per "
+                                      "request."),
+    osl: Optional[int] = typer.Option(None, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens per request."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, max=MAX_CONCURRENCY,
+                                              help="Requests in flight (closed loop)."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp16, fp8, int4 or fp4 (NVFP4)."),
     backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
@@ -39,8 +45,12 @@ def estimate_serve(
 ) -> None:
     """TTFT, TPOT and throughput of one serving worker at a fixed concurrency (or every row of a CSV)."""
     if from_csv is not None:
+        refuse_unused(ctx, "with --from-csv (every row gives its own)", "model", "gpu", "tp", "pp", "dp", "ep", "isl",
+                      "osl", "concurrency", "precision", "backend", "as_json")
+        refuse_overwrite(out, "--out", {"--from-csv": from_csv})
         _batch(from_csv, out, model_dir)
         return
+    refuse_unused(ctx, "without --from-csv", "out")
     missing = [f for f, v in (("--model", model), ("--gpu", gpu), ("--isl", isl), ("--osl", osl),
                               ("--concurrency", concurrency)) if v is None]
     if missing:
@@ -86,25 +96,26 @@ def estimate_serve(
 
 
 def _batch(path: Path, out: Optional[Path], model_dir: Optional[Path]) -> None:
-    if not path.is_file():
-        fail(f"{path} not found")
-    try:
-        rows = read_rows(path)
-    except (csv.Error, UnicodeDecodeError) as e:
-        fail(f"{path}: not a readable CSV ({e})")
+    """Every row of a CSV -> ``id,ttft_ms,tpot_ms,reason`` (a row the model cannot take, or a malformed one,
+    gets its reason; the file itself is read by :func:`planner.validate.serving_rows.read_rows`)."""
+    import io
+
+    rows = read_rows(path)
     if rows and "id" not in rows[0]:
         fail(f"{path}: no 'id' column (expected the columns of measured_serving.csv)")
     cache: dict = {}
-    lines = ["id,ttft_ms,tpot_ms,reason"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "ttft_ms", "tpot_ms", "reason"])
     done = 0
     for r in rows:
         res = estimate_row(r, model_dir, cache)
         if res.ttft_ms is not None:
             done += 1
-            lines.append(f"{res.id},{res.ttft_ms:.4f},{res.tpot_ms:.4f},")
+            writer.writerow([res.id, f"{res.ttft_ms:.4f}", f"{res.tpot_ms:.4f}", ""])
         else:
-            lines.append(f"{res.id},,,\"{res.reason.replace(chr(34), chr(39))}\"")
-    text = "\n".join(lines) + "\n"
+            writer.writerow([res.id, "", "", res.reason])
+    text = buf.getvalue()
     if out is None:
         print(text, end="")
     else:
@@ -116,32 +127,40 @@ __all__ = ["estimate_serve", "serve", "simulate_cmd"]
 
 
 def _ms(text: str, flag: str) -> float:
+    """An SLO flag (``300ms``, ``0.3s``, a bare number is ms) -> milliseconds, positive, finite and at most a day."""
     from planner.specs.units import parse_seconds
 
     try:
-        return parse_seconds(text if any(c.isalpha() for c in text) else f"{text} ms") * 1e3
-    except ValueError:
+        ms = parse_seconds(text if any(c.isalpha() for c in text) else f"{text} ms") * 1e3
+    except (ValueError, OverflowError):
         raise ValueError(f"{flag}: cannot read {text!r} as a time (e.g. 300ms, 0.3s)") from None
+    if not 0 < ms <= MAX_SLO_S * 1e3:  # NaN fails too
+        raise ValueError(f"{flag} must be a positive time of at most {MAX_SLO_S / 3600:g} h, got {text!r}")
+    return ms
 
 
-def _trace_rate(path: Path) -> tuple[float, float, float]:
-    """(requests/s, mean prompt tokens, mean output tokens) of a request trace (read by
-    :func:`planner.simulate.trace_requests`)."""
+def _trace_rate(path: Path) -> tuple[float, float, float, int]:
+    """(requests/s, mean prompt tokens, mean output tokens, the longest request's prompt + output tokens) of a
+    request trace (read by :func:`planner.simulate.trace_requests`)."""
     from planner.simulate import trace_requests
 
     reqs = trace_requests(path)
     span = reqs[-1].arrival - reqs[0].arrival
     if len(reqs) < 2 or span <= 0:
         fail(f"{path}: needs at least two requests at different times")
-    return (len(reqs) - 1) / span, sum(r.isl for r in reqs) / len(reqs), sum(r.osl for r in reqs) / len(reqs)
+    return ((len(reqs) - 1) / span, sum(r.isl for r in reqs) / len(reqs), sum(r.osl for r in reqs) / len(reqs),
+            max(r.isl + r.osl for r in reqs))
 
 
 def serve(
+    ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
     gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
-    gpus: int = typer.Option(..., "--gpus", "-n", help="GPUs available."),
-    isl: Optional[int] = typer.Option(None, "--isl", help="Prompt tokens per request [default: the trace's mean]."),
-    osl: Optional[int] = typer.Option(None, "--osl", help="Output tokens per request [default: the trace's mean]."),
+    gpus: int = typer.Option(..., "--gpus", "-n", min=1, max=MAX_GPUS, help="GPUs available."),
+    isl: Optional[int] = typer.Option(None, "--isl", min=1, max=MAX_REQUEST_TOKENS, help="Prompt tokens per request "
+                                      "[default: the trace's mean]."),
+    osl: Optional[int] = typer.Option(None, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens per request "
+                                      "[default: the trace's mean]."),
     ttft: str = typer.Option(..., "--ttft", help="TTFT SLO, e.g. 300ms."),
     tpot: str = typer.Option(..., "--tpot", help="TPOT SLO, e.g. 20ms."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Requests per second to serve (sizes the replicas)."),
@@ -153,10 +172,14 @@ def serve(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     export_to: Optional[str] = typer.Option(None, "--export", help="Print the best plan as vllm, sglang or trtllm "
                                             "launch commands, or a k8s manifest."),
+    timings: bool = typer.Option(False, "--timings", help="With --json: include the search's wall-clock time "
+                                 "(left out by default so the same input gives the same bytes)."),
 ) -> None:
     """The best aggregated and disaggregated serving plans under TTFT / TPOT SLOs."""
-    from planner.search.serving import search_serving
-
+    refuse_unused(ctx, "without --json", *(() if as_json else ("timings",)))
+    if rate is not None:
+        check_number(rate, "--rate (requests/s)", hi=MAX_RATE)
+    longest: int | None = None  # a trace's longest request (prompt + output): what max-model-len must hold
     if objective not in ("throughput", "cost") or disagg not in ("auto", "on", "off"):
         fail("--objective takes throughput or cost; --disagg takes auto, on or off")
     if backend not in ("trtllm", "vllm", "sglang"):
@@ -164,25 +187,28 @@ def serve(
     if trace is not None:
         if rate is not None:
             fail("give --rate or --trace, not both")
-        rate, mean_isl, mean_osl = _trace_rate(trace)
+        rate, mean_isl, mean_osl, longest = _trace_rate(trace)
         isl = isl or max(1, round(mean_isl))
         osl = osl or max(1, round(mean_osl))
     if isl is None or osl is None:
         fail("give --isl and --osl (or a --trace)")
     m, s = planner.get_model(model), planner.get_system(gpu)
-    res = search_serving(m, s, gpus, isl, osl, _ms(ttft, "--ttft"), _ms(tpot, "--tpot"), rate=rate,
-                         backend=backend, disagg=disagg, objective=objective)  # type: ignore[arg-type]
+    # every answer comes back with its plan document, checked by the gate (res.plan_documents / plan_document)
+    res = planner.search_serve(m, s, gpus, isl, osl, _ms(ttft, "--ttft"), _ms(tpot, "--tpot"), rate=rate,
+                               max_request_tokens=longest, source="trace" if trace is not None else "flags",
+                               backend=backend, disagg=disagg, objective=objective)
     if export_to is not None:
         from planner.export.serving import export_serving
 
-        text = export_serving(res, m, export_to)
+        text = export_serving(res.plan_document, export_to)
         if as_json:
-            print_json({**res.model_dump(mode="json"), "export": {"target": export_to, "text": text}})
+            print_json({**res.model_dump(mode="json"), "export": {"target": export_to, "text": text}},
+                       timings=timings)
         else:
             print(text)
         return
     if as_json:
-        print_json(res.model_dump(mode="json"))
+        print_json(res.model_dump(mode="json"), timings=timings)
         return
     console.print(f"[bold]{m.name}[/bold] on up to [bold]{gpus} x {s.name}[/bold] ({backend}); isl {isl}, osl {osl}; "
                   f"SLO TTFT <= {ttft}, TPOT <= {tpot}" + (f"; {rate:.2f} requests/s" if rate else ""), highlight=False)
@@ -218,20 +244,22 @@ def serve(
 
 
 def simulate_cmd(
+    ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
     gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
-    tp: int = typer.Option(1, "--tp", min=1, help="Attention tensor parallel size."),
-    dp: int = typer.Option(1, "--dp", min=1, help="Attention data parallel size."),
-    ep: Optional[int] = typer.Option(None, "--ep", min=1, help="Expert parallel size."),
+    tp: int = typer.Option(1, "--tp", min=1, max=MAX_GPUS, help="Attention tensor parallel size."),
+    dp: int = typer.Option(1, "--dp", min=1, max=MAX_GPUS, help="Attention data parallel size."),
+    ep: Optional[int] = typer.Option(None, "--ep", min=1, max=MAX_GPUS, help="Expert parallel size."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp16, fp8, int4 or fp4."),
     backend: str = typer.Option("vllm", "--backend", help="trtllm, vllm or sglang."),
     trace: Optional[Path] = typer.Option(None, "--trace", help="Request trace CSV (arrived_at, num_prefill_tokens, "
                                          "num_decode_tokens)."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Poisson arrivals at this many requests/s instead."),
-    isl: int = typer.Option(1024, "--isl", min=1, help="Prompt tokens (Poisson mode)."),
-    osl: int = typer.Option(256, "--osl", min=1, help="Output tokens (Poisson mode)."),
-    requests: int = typer.Option(2000, "--requests", min=1, help="Requests simulated (the first ones of a trace)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the Poisson arrivals."),
+    isl: int = typer.Option(1024, "--isl", min=1, max=MAX_REQUEST_TOKENS, help="Prompt tokens (Poisson mode)."),
+    osl: int = typer.Option(256, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens (Poisson mode)."),
+    requests: int = typer.Option(2000, "--requests", min=1, max=MAX_REQUESTS, help="Requests simulated (the first "
+                                 "ones of a trace)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the Poisson arrivals."),
     ttft: str = typer.Option("1s", "--ttft", help="TTFT SLO."),
     tpot: str = typer.Option("100ms", "--tpot", help="TPOT SLO."),
     percentile: float = typer.Option(90.0, "--percentile", help="Goodput: the attainment required, in %."),
@@ -242,10 +270,15 @@ def simulate_cmd(
 
     if (trace is None) == (rate is None):
         fail("give exactly one of --trace FILE or --rate R")
+    if trace is not None:
+        refuse_unused(ctx, "with --trace (the trace gives the arrivals and lengths)", "isl", "osl", "seed")
+    else:
+        check_number(rate, "--rate (requests/s)", hi=MAX_RATE)
+    check_number(percentile, "--percentile", hi=100.0)
+    t_ms, p_ms = _ms(ttft, "--ttft"), _ms(tpot, "--tpot")
     m, s = planner.get_model(model), planner.get_system(gpu)
     plan = ServingPlan(tp=tp, dp=dp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
     reqs = trace_requests(trace, requests) if trace is not None else poisson_requests(rate, requests, isl, osl, seed)  # type: ignore[arg-type]
-    t_ms, p_ms = _ms(ttft, "--ttft"), _ms(tpot, "--tpot")
     res = simulate(m, s, plan, reqs, t_ms, p_ms)
     good = goodput(m, s, plan, reqs, t_ms, p_ms, percentile)
     if as_json:

@@ -1,14 +1,15 @@
-"""``planner estimate train``, ``planner train`` (plan search) and ``planner export`` (a saved plan to a launcher).
+"""``planner estimate train`` and ``planner train`` (plan search).
 
 Thin: parses flags, calls :func:`planner.estimate_train` / :func:`planner.search_train`, renders tables or
-one JSON object, or prints the chosen plan as launcher input (``--export``).
+one JSON object, or prints the chosen plan as launcher input (``--export``). The plan document printed or
+exported is the one :func:`planner.search_train` passed through the gate. ``planner export`` of a saved
+document is :mod:`.plans`.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from enum import Enum
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -16,11 +17,12 @@ import typer
 import planner
 from planner import TrainingPlan
 from planner.export import EXPORTERS, export
-from planner.plans.training import check_plan_document, plan_document
 from planner.search.training import TrainSearchResult
 from planner.specs.units import parse_seconds
 
-from .render import LazyProgress, console, duration, fail, gb, print_json, table
+from .render import LazyProgress, console, duration, fail, gb, print_json, refuse_unused, table
+from planner.limits import (MAX_BATCH, MAX_DEADLINE_S, MAX_GPUS, MAX_POSITIONS, MAX_TOKENS, MAX_TOP, MAX_USD,
+                            check_int, check_number)
 
 def _default(field: str) -> Any:
     """The plan's own default, so the CLI never disagrees with TrainingPlan."""
@@ -96,26 +98,29 @@ def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | N
 def estimate_train(
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or path to a config.json."),
     gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or path to a hardware YAML."),
-    gpus: int = typer.Option(..., "--gpus", "-n", min=1, help="Total number of GPUs."),
-    tp: int = typer.Option(_default("tp"), "--tp", min=1, help="Tensor parallel size."),
-    pp: int = typer.Option(_default("pp"), "--pp", min=1, help="Pipeline parallel size."),
-    vpp: int = typer.Option(_default("vpp"), "--vpp", min=1, help="Virtual pipeline stages (model chunks) per rank."),
-    cp: int = typer.Option(_default("cp"), "--cp", min=1, help="Context parallel size."),
-    ep: int = typer.Option(_default("ep"), "--ep", min=1, help="Expert parallel size."),
-    etp: Optional[int] = typer.Option(None, "--etp", min=1, help="Expert tensor parallel size [default: tp if ep is 1, "
-                                                                  "else 1]."),
-    mbs: int = typer.Option(_default("micro_batch"), "--mbs", min=1, help="Micro-batch size (sequences)."),
-    gbs: int = typer.Option(..., "--gbs", min=1, help="Global batch size (sequences per step)."),
-    seq: int = typer.Option(..., "--seq", min=1, help="Sequence length (tokens)."),
+    gpus: int = typer.Option(..., "--gpus", "-n", min=1, max=MAX_GPUS, help="Total number of GPUs."),
+    tp: int = typer.Option(_default("tp"), "--tp", min=1, max=MAX_GPUS, help="Tensor parallel size."),
+    pp: int = typer.Option(_default("pp"), "--pp", min=1, max=MAX_GPUS, help="Pipeline parallel size."),
+    vpp: int = typer.Option(_default("vpp"), "--vpp", min=1, max=MAX_GPUS, help="Virtual pipeline stages (model "
+                            "chunks) per rank."),
+    cp: int = typer.Option(_default("cp"), "--cp", min=1, max=MAX_GPUS, help="Context parallel size."),
+    ep: int = typer.Option(_default("ep"), "--ep", min=1, max=MAX_GPUS, help="Expert parallel size."),
+    etp: Optional[int] = typer.Option(None, "--etp", min=1, max=MAX_GPUS, help="Expert tensor parallel size "
+                                      "[default: tp if ep is 1, else 1]."),
+    mbs: int = typer.Option(_default("micro_batch"), "--mbs", min=1, max=MAX_BATCH, help="Micro-batch size "
+                            "(sequences)."),
+    gbs: int = typer.Option(..., "--gbs", min=1, max=MAX_BATCH, help="Global batch size (sequences per step)."),
+    seq: int = typer.Option(..., "--seq", min=1, max=MAX_POSITIONS, help="Sequence length (tokens)."),
     recompute: Recompute = typer.Option(Recompute(_default("recompute")), "--recompute", help="Activation recomputation."),
     sp: bool = typer.Option(_default("sp"), "--sp/--no-sp", help="Sequence parallelism (with tp > 1)."),
     zero: int = typer.Option(_default("zero"), "--zero", min=0, max=3, help="ZeRO stage (1 = Megatron distributed "
                                                                              "optimizer)."),
     dtype: Dtype = typer.Option(Dtype(_default("dtype")), "--dtype", help="Compute dtype."),
-    tokens: float = typer.Option(1e12, "--tokens", min=0, help="Training tokens for time and cost to train."),
+    tokens: float = typer.Option(1e12, "--tokens", help="Training tokens for time and cost to train."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Estimate step time, MFU, memory and cost of one training plan (Megatron-LM semantics)."""
+    check_number(tokens, "--tokens", hi=MAX_TOKENS)
     est = planner.estimate_train(
         model, gpu, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, micro_batch=mbs, global_batch=gbs,
         seq_len=seq, recompute=recompute.value, sp=sp, zero=zero, dtype=dtype.value,
@@ -132,8 +137,8 @@ Objective = Enum("Objective", {v: v for v in ("time", "cost", "deadline")}, type
 Target = Enum("Target", {v: v for v in EXPORTERS}, type=str)  # type: ignore[misc]
 
 
-def _parse_amount(text: str | None, what: str) -> float | None:
-    """``2.5e6``, ``2.5M``, ``$300k``, ``1T`` -> a number."""
+def _parse_amount(text: str | None, what: str, hi: float = MAX_USD) -> float | None:
+    """``2.5e6``, ``2.5M``, ``$300k``, ``1T`` -> a positive finite number of at most ``hi``."""
     if text is None:
         return None
     s = text.strip().lstrip("$").replace(",", "").replace("_", "")
@@ -145,8 +150,24 @@ def _parse_amount(text: str | None, what: str) -> float | None:
         v = float(s) * mult
     except ValueError:
         raise ValueError(f"cannot read {text!r} as {what} (e.g. 1e12, 15T, 2.5M)") from None
-    if v <= 0:
-        raise ValueError(f"{what} must be positive, got {text!r}")
+    if not math.isfinite(v) or v <= 0:  # NaN, inf and 1e400 (inf once read) included
+        raise ValueError(f"{what} must be a positive finite number, got {text!r}")
+    if v > hi:
+        raise ValueError(f"{what} must be at most {hi:,.6g}, got {text!r}")
+    return v
+
+
+def _deadline(text: str | None) -> float | None:
+    """``30d``, ``720h`` -> seconds, positive, finite and at most a century."""
+    if text is None:
+        return None
+    try:
+        v = parse_seconds(text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"cannot read --deadline {text[:80]!r} as a time (e.g. 30d, 720h)") from None
+    if not 0 < v <= MAX_DEADLINE_S:  # NaN fails too
+        raise ValueError(f"--deadline must be a positive time of at most {MAX_DEADLINE_S / 86400 / 365:g} years, "
+                         f"got {text[:80]!r}")
     return v
 
 
@@ -161,9 +182,11 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"{flag} takes whole numbers separated by commas, got {text!r}") from None
+        raise ValueError(f"{flag} takes whole numbers separated by commas, got {text[:80]!r}") from None
     if not values:
         raise ValueError(f"{flag} is empty")
+    for v in values:
+        check_int(v, flag, lo=0, hi=MAX_BATCH)
     return values
 
 
@@ -190,9 +213,11 @@ def _batch_tokens(text: str) -> int:
     try:
         v = float(t) * mult
     except ValueError:
-        raise ValueError(f"cannot read {text!r} as a token count (e.g. 16M = 16 x 2^20, 4194304)") from None
-    if v <= 0 or v != int(v):
-        raise ValueError(f"--batch-tokens must be a positive whole number of tokens, got {text!r}")
+        raise ValueError(f"cannot read {text[:80]!r} as a token count (e.g. 16M = 16 x 2^20, 4194304)") from None
+    if not math.isfinite(v) or v <= 0 or v != int(v):
+        raise ValueError(f"--batch-tokens must be a positive whole number of tokens, got {text[:80]!r}")
+    if v > MAX_BATCH * MAX_POSITIONS:
+        raise ValueError(f"--batch-tokens must be at most {MAX_BATCH * MAX_POSITIONS:,} tokens, got {text[:80]!r}")
     return int(v)
 
 
@@ -264,12 +289,14 @@ def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> 
 
 
 def train(
+    ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or path to a config.json."),
     gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or path to a hardware YAML."),
-    gpus: int = typer.Option(..., "--gpus", "-n", help="GPUs available (the exact count for --objective time; "
-                                                       "the maximum for cost / deadline)."),
-    seq: int = typer.Option(..., "--seq", help="Sequence length (tokens)."),
-    gbs: Optional[int] = typer.Option(None, "--gbs", help="Global batch size (sequences per step)."),
+    gpus: int = typer.Option(..., "--gpus", "-n", min=1, max=MAX_GPUS, help="GPUs available (the exact count for "
+                             "--objective time; the maximum for cost / deadline)."),
+    seq: int = typer.Option(..., "--seq", min=1, max=MAX_POSITIONS, help="Sequence length (tokens)."),
+    gbs: Optional[int] = typer.Option(None, "--gbs", min=1, max=MAX_BATCH, help="Global batch size (sequences per "
+                                      "step)."),
     batch_tokens: Optional[str] = typer.Option(None, "--batch-tokens", help="Global batch in tokens instead of "
                                                "--gbs (16M = 16 x 2^20); a multiple of --seq."),
     objective: Objective = typer.Option(Objective("time"), "--objective", help="time: fastest at --gpus; cost: "
@@ -279,7 +306,7 @@ def train(
                                          "train [default: 1T]."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Maximum cost to train --tokens, dollars (e.g. 2.5M)."),
     deadline: Optional[str] = typer.Option(None, "--deadline", help="Maximum time to train --tokens (e.g. 30d, 720h)."),
-    top: int = typer.Option(5, "--top", help="How many plans to list."),
+    top: int = typer.Option(5, "--top", min=1, max=MAX_TOP, help="How many plans to list."),
     dtype: str = typer.Option("bf16", "--dtype", help="bf16, fp8, or auto (bf16 and fp8 where the GPU has it)."),
     pareto: bool = typer.Option(False, "--pareto", help="Also show the time vs cost front over GPU counts."),
     max_memory: float = typer.Option(0.95, "--max-memory", help="Fraction of GPU memory a plan may use (the rest "
@@ -293,8 +320,14 @@ def train(
     zero: Optional[str] = typer.Option(None, "--zero", help="ZeRO stages to try, e.g. 1 [default: 1,3]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     export_to: Optional[Target] = typer.Option(None, "--export", help="Print the best plan as launcher input."),
+    timings: bool = typer.Option(False, "--timings", help="With --json: include the search's and the MILP's "
+                                 "wall-clock times (left out by default so the same input gives the same bytes)."),
 ) -> None:
     """Search the parallel plans of a training job and show the best ones."""
+    refuse_unused(ctx, "without --json", *(() if as_json else ("timings",)))
+    check_number(max_memory, "--max-memory (a fraction of GPU memory)", hi=1.0)
+    if price is not None:
+        check_number(price, "--price (dollars per GPU-hour)", hi=MAX_USD)
     m = planner.get_model(model)
     s = planner.get_system(gpu)
     if (gbs is None) == (batch_tokens is None):
@@ -306,7 +339,7 @@ def train(
         gbs = bt // seq
     if gbs <= 0 or seq <= 0 or gpus <= 0:
         fail("--gbs, --seq and --gpus must be positive")
-    n_tokens = _parse_amount(tokens, "--tokens") if tokens is not None else 1e12
+    n_tokens = _parse_amount(tokens, "--tokens", MAX_TOKENS) if tokens is not None else 1e12
     dtypes = ("bf16", "fp8") if dtype == "auto" and s.accelerator.has_native("fp8") else (
         ("bf16",) if dtype == "auto" else (dtype,))
     options: dict[str, Any] = {}
@@ -320,13 +353,14 @@ def train(
     try:
         res = planner.search_train(
             m, s, gpus, seq, gbs, objective=objective.value, tokens=n_tokens if (tokens or budget or deadline) else None,
-            budget_usd=_parse_amount(budget, "--budget"), deadline_s=parse_seconds(deadline) if deadline else None,
+            budget_usd=_parse_amount(budget, "--budget"), deadline_s=_deadline(deadline),
             top=top, dtypes=dtypes, pareto=pareto, refine=not no_refine, max_memory_fraction=max_memory,
             price_per_gpu_hour=price, progress=progress, **options,
         )
     finally:
         progress.close()
-    doc = plan_document(res.best, m, s)
+    doc = res.plan_document  # the best plan's document, checked by the gate
+    assert doc is not None
     if export_to is not None and not as_json:
         print(export(doc, export_to.value))
         return
@@ -343,23 +377,7 @@ def train(
         }
         if export_to is not None:
             out["export"] = {"target": export_to.value, "text": export(doc, export_to.value)}
-        print_json(out)
+        print_json(out, timings=timings)
         return
     _render(res, m, n_tokens)
 
-
-def export_plan(
-    plan_file: Path = typer.Argument(..., help="A plan document (from `planner train --json`: its best.plan_document, "
-                                               "or a file holding just that object)."),
-    to: Target = typer.Option(..., "--to", help="Launcher format."),
-) -> None:
-    """Export a saved plan document for a launcher."""
-    try:
-        data = json.loads(plan_file.read_text())
-    except FileNotFoundError:
-        fail(f"plan file {plan_file} not found")
-    except json.JSONDecodeError as e:
-        fail(f"{plan_file}: not valid JSON (line {e.lineno}: {e.msg})")
-    if isinstance(data, dict) and isinstance(data.get("best"), dict) and "plan_document" in data["best"]:
-        data = data["best"]["plan_document"]  # the output of `planner train --json`
-    print(export(check_plan_document(data, str(plan_file)), to.value))

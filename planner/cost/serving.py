@@ -48,6 +48,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PlannerError
+from ..limits import MAX_CONCURRENCY, MAX_GPUS, MAX_REQUEST_TOKENS, check_int
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .compute import gemm_time_s, memory_bound_time_s
@@ -522,13 +523,41 @@ def closed_network_wait(clients: int, service_s: float, cycle_s: float) -> tuple
     return r - service_s, clients / (r + z)
 
 
+def _check_arguments(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int, concurrency: int,
+                     mode: str, prefill_plan: ServingPlan | None, prefill_batch: int, prefill_workers: int,
+                     decode_workers: int) -> None:
+    """The arguments of :func:`estimate_serving` in their domain (whole numbers within :mod:`planner.limits`),
+    or one :class:`ServingError` line naming the first one outside."""
+    if not isinstance(model, ModelSpec) or not isinstance(system, System):
+        raise ServingError("estimate_serving takes a ModelSpec and a System (planner.get_model / planner.get_system)")
+    for p in (plan, prefill_plan):
+        if p is not None and not isinstance(p, ServingPlan):
+            raise ServingError(f"a serving plan must be a ServingPlan, got {type(p).__name__}")
+    if mode not in ("agg", "disagg"):
+        raise ServingError(f"unknown mode {mode!r}; choose agg or disagg"[:200])
+    try:
+        check_int(isl, "isl", hi=MAX_REQUEST_TOKENS)
+        check_int(osl, "osl", hi=MAX_REQUEST_TOKENS)
+        check_int(concurrency, "concurrency", hi=MAX_CONCURRENCY)
+        check_int(prefill_batch, "prefill batch", hi=MAX_CONCURRENCY)
+        check_int(prefill_workers, "prefill workers", hi=MAX_GPUS)
+        check_int(decode_workers, "decode workers", hi=MAX_GPUS)
+        for p in (plan, prefill_plan):
+            if p is not None:
+                check_int(p.gpus, "GPUs of a worker (tp x dp x pp)", hi=MAX_GPUS)
+                check_int(p.ep or 1, "ep", hi=MAX_GPUS)
+                check_int(p.moe_tp or 1, "moe_tp", hi=MAX_GPUS)
+    except PlannerError as exc:
+        raise ServingError(str(exc)) from None
+
+
 def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int, concurrency: int,
                      mode: Literal["agg", "disagg"] = "agg", prefill_plan: ServingPlan | None = None,
                      prefill_batch: int = 1, prefill_workers: int = 1, decode_workers: int = 1) -> ServingEstimate:
     """TTFT, TPOT and throughput of one worker (``agg``) or a prefill / decode pool pair (``disagg``;
     ``plan`` is the decode worker, ``concurrency`` its batch)."""
-    if isl <= 0 or osl <= 0 or concurrency <= 0:
-        raise ServingError("isl, osl and concurrency must be positive")
+    _check_arguments(model, system, plan, isl, osl, concurrency, mode, prefill_plan, prefill_batch, prefill_workers,
+                     decode_workers)
     check_serving_plan(model, system, plan)
     mem = serving_memory(model, system, plan, isl, osl)
     context = isl + osl // 2

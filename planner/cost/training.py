@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..errors import PlannerError
+from ..limits import MAX_BATCH, MAX_GPUS, MAX_POSITIONS, check_int
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .attention import attention_constants, attention_time_s
@@ -502,6 +504,25 @@ def _stage_act_other(model: ModelSpec, plan: TrainingPlan, sh: LayerShape, s: in
     return act, other
 
 
+def _check_arguments(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None) -> None:
+    """The types and sizes :func:`estimate_training` needs before any work depends on them (degrees, batch and
+    sequence within :mod:`planner.limits`), or one :class:`PlanError` line."""
+    if not isinstance(model, ModelSpec) or not isinstance(system, System) or not isinstance(plan, TrainingPlan):
+        raise PlanError("estimate_training takes a ModelSpec, a System and a TrainingPlan")
+    try:
+        if num_gpus is not None:
+            check_int(num_gpus, "GPU count", hi=MAX_GPUS)
+        for name in ("tp", "pp", "cp", "dp", "ep", "vpp"):
+            check_int(getattr(plan, name), name, hi=MAX_GPUS)
+        check_int(plan.num_gpus, "GPUs of the plan (tp x pp x cp x dp)", hi=MAX_GPUS)
+        check_int(plan.expert_tp, "etp", hi=MAX_GPUS)
+        check_int(plan.micro_batch, "micro-batch", hi=MAX_BATCH)
+        check_int(plan.global_batch, "global batch", hi=MAX_BATCH)
+        check_int(plan.seq_len, "sequence length", hi=MAX_POSITIONS)
+    except PlannerError as exc:
+        raise PlanError(str(exc)) from None
+
+
 def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None,
                       per_stage_memory: bool = False) -> TrainingEstimate:
     """Predict step time, throughput, MFU and per-GPU memory of ``plan``.
@@ -509,6 +530,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     ``per_stage_memory``: also fill ``stage_peak_bytes`` with every pipeline
     stage's peak (otherwise stages with the same layers are computed once).
     """
+    _check_arguments(model, system, plan, num_gpus)
     check_plan(model, system, plan, num_gpus)
     acc = system.accelerator
     groups = groups_for(system, plan)

@@ -1,19 +1,29 @@
-"""Helpers shared by the exporters: the provenance line and the layer split of a plan document."""
+"""Helpers shared by the training exporters: the document as a dict, the provenance line, the layer split."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..cost.training import partition_layers
+from ..plans.layers import chunk_sizes as _chunk_sizes
+from .quoting import comment
+
+
+def as_dict(doc: Any) -> dict[str, Any]:
+    """The training plan document as its JSON dict (a pydantic document is dumped by alias, a dict is kept)."""
+    if hasattr(doc, "model_dump"):
+        return doc.model_dump(mode="json", by_alias=True)
+    return doc
 
 
 def summary(doc: dict[str, Any]) -> str:
-    """One line naming the planner, model, system, GPU count and the predicted step time / MFU."""
+    """One line naming the planner, model, system, GPU count and the predicted step time / MFU (names shown
+    with :func:`~planner.export.quoting.comment`, so they cannot break the line)."""
     m, s, e = doc["model"], doc["system"], doc["estimate"]
-    nodes = s["num_nodes"]
-    return (f"planner: {m['name']} on {s['num_gpus']} x {s['name']} ({nodes} node{'s' if nodes != 1 else ''},"
-            f" {s['gpus_per_node']} GPUs per node), predicted step time {e['step_time_s']:.3f} s,"
-            f" MFU {100 * e['mfu']:.1f}% (plan document {doc['schema_version']})")
+    nodes = int(s["num_nodes"])
+    return comment(f"planner: {m['name']} on {int(s['num_gpus'])} x {s['name']} ({nodes} node"
+                   f"{'s' if nodes != 1 else ''}, {int(s['gpus_per_node'])} GPUs per node), predicted step time "
+                   f"{float(e['step_time_s']):.3f} s, MFU {100 * float(e['mfu']):.1f}% (plan document "
+                   f"{doc['schema_version']})")
 
 
 def header(doc: dict[str, Any], prefix: str = "# ") -> str:
@@ -21,12 +31,15 @@ def header(doc: dict[str, Any], prefix: str = "# ") -> str:
     return prefix + summary(doc)
 
 
+def note_lines(notes: list[str]) -> list[str]:
+    """``# note: ...`` comment lines."""
+    return ["# note: " + comment(n) for n in notes]
+
+
 def chunk_sizes(doc: dict[str, Any]) -> list[int]:
     """Layers of each model chunk (pp x vpp entries, chunk ``c`` on stage ``c % pp``), as the planner splits them."""
     plan = doc["plan"]
-    if plan.get("layers_per_chunk") is not None:
-        return [int(n) for n in plan["layers_per_chunk"]]
-    return [len(c) for c in partition_layers(int(doc["model"]["num_layers"]), plan["pp"], plan["vpp"])]
+    return _chunk_sizes(doc["model"]["num_layers"], plan["pp"], plan["vpp"], plan.get("layers_per_chunk"))
 
 
 def stage_chunks(doc: dict[str, Any]) -> list[list[int]]:

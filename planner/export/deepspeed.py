@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._common import recomputed_layers_per_chunk, stage_chunks
+from ._common import as_dict, recomputed_layers_per_chunk, stage_chunks
 
 #: Top-level and nested keys :func:`deepspeed_config` writes, as documented in DeepSpeed docs/_pages/config-json.md.
 DEEPSPEED_KEYS: dict[str, frozenset[str]] = {
@@ -50,8 +50,9 @@ MEGATRON_DEEPSPEED_FLAGS: frozenset[str] = frozenset({
 _BUCKET = 500_000_000  # elements; DeepSpeed's documented default (5e8) for reduce / allgather buckets
 
 
-def deepspeed_config(doc: dict[str, Any]) -> dict[str, Any]:
+def deepspeed_config(doc: Any) -> dict[str, Any]:
     """The DeepSpeed config dict of a plan document."""
+    doc = as_dict(doc)
     plan = doc["plan"]
     mbs, dp, gbs, zero = plan["micro_batch"], plan["dp"], plan["global_batch"], plan["zero"]
     zero_opt: dict[str, Any] = {"stage": zero, "overlap_comm": bool(plan["overlap_grad_reduce"]),
@@ -88,13 +89,14 @@ def deepspeed_config(doc: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def deepspeed_json(doc: dict[str, Any]) -> str:
+def deepspeed_json(doc: Any) -> str:
     """:func:`deepspeed_config` as JSON text (JSON has no comments: the planner summary is not in it)."""
     return json.dumps(deepspeed_config(doc), indent=2) + "\n"
 
 
-def megatron_deepspeed_notes(doc: dict[str, Any]) -> list[str]:
+def megatron_deepspeed_notes(doc: Any) -> list[str]:
     """What the Megatron-DeepSpeed arguments cannot express."""
+    doc = as_dict(doc)
     plan = doc["plan"]
     notes: list[str] = []
     if plan["vpp"] > 1:
@@ -114,8 +116,9 @@ def megatron_deepspeed_notes(doc: dict[str, Any]) -> list[str]:
     return notes
 
 
-def megatron_deepspeed_args(doc: dict[str, Any], config_path: str = "ds_config.json") -> list[str]:
+def megatron_deepspeed_args(doc: Any, config_path: str = "ds_config.json") -> list[str]:
     """Megatron-DeepSpeed ``pretrain_gpt.py`` arguments carrying tp / pp / sp / model sizes next to the config."""
+    doc = as_dict(doc)
     m, plan = doc["model"], doc["plan"]
     a = ["--tensor-model-parallel-size", str(plan["tp"]), "--pipeline-model-parallel-size", str(plan["pp"])]
     if plan["pp"] == 1:

@@ -20,10 +20,10 @@ d98e8a64ddf3 (2026-08-22, megatron-core 0.20.0):
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
-from ._common import chunk_sizes, header, recomputed_layers_per_chunk, stage_chunks
+from ._common import as_dict, chunk_sizes, header, note_lines, recomputed_layers_per_chunk, stage_chunks
+from .quoting import shell_word
 
 #: Every flag :func:`megatron_args` may emit, checked against Megatron-LM d98e8a64ddf3
 #: ``megatron/training/arguments.py`` (and the config dataclasses it turns into flags, see the module doc):
@@ -125,7 +125,8 @@ def _recompute_args(doc: dict[str, Any], notes: list[str]) -> list[str]:
     return ["--recompute-granularity", "full", "--recompute-method", "block", "--recompute-num-layers", str(n)]
 
 
-def _args_and_notes(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _args_and_notes(doc: Any) -> tuple[list[str], list[str]]:
+    doc = as_dict(doc)
     m, plan = doc["model"], doc["plan"]
     notes: list[str] = []
     a = ["--tensor-model-parallel-size", str(plan["tp"]), "--pipeline-model-parallel-size", str(plan["pp"])]
@@ -172,34 +173,37 @@ def _args_and_notes(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
     return a, notes
 
 
-def megatron_args(doc: dict[str, Any]) -> list[str]:
+def megatron_args(doc: Any) -> list[str]:
     """The ``pretrain_gpt.py`` arguments (flags and values, in order) of a plan document."""
     return _args_and_notes(doc)[0]
 
 
-def megatron_notes(doc: dict[str, Any]) -> list[str]:
+def megatron_notes(doc: Any) -> list[str]:
     """What the arguments could not say, one sentence each (printed as comments by :func:`megatron_command`)."""
     return _args_and_notes(doc)[1]
 
 
 def format_args(args: list[str], indent: str = "    ") -> str:
-    """``args`` one flag (with its value) per line, joined with shell line continuations."""
+    """``args`` one flag (with its value) per line, joined with shell line continuations; every token one
+    shell word (:func:`~planner.export.quoting.shell_word`)."""
     lines: list[str] = []
     for tok in args:
         if tok.startswith("--") or not lines:
-            lines.append(shlex.quote(tok))
+            lines.append(shell_word(tok, "argument"))
         else:
-            lines[-1] += " " + shlex.quote(tok)
+            lines[-1] += " " + shell_word(tok, "argument")
     return (" \\\n" + indent).join(lines)
 
 
-def megatron_command(doc: dict[str, Any]) -> str:
+def megatron_command(doc: Any) -> str:
     """A shell command running Megatron-LM's ``pretrain_gpt.py`` with the plan, on one node of the job."""
+    doc = as_dict(doc)
     args, notes = _args_and_notes(doc)
     s = doc["system"]
-    launch = (f"torchrun --nnodes {s['num_nodes']} --nproc-per-node {min(s['gpus_per_node'], s['num_gpus'])}"
+    launch = (f"torchrun --nnodes {int(s['num_nodes'])} --nproc-per-node "
+              f"{min(int(s['gpus_per_node']), int(s['num_gpus']))}"
               ' --rdzv-backend c10d --rdzv-endpoint "${MASTER_ADDR:-localhost}:29500" pretrain_gpt.py')
-    lines = [header(doc)] + [f"# note: {n}" for n in notes]
+    lines = [header(doc), *note_lines(notes)]
     lines.append(launch + " \\\n    " + format_args(args))
     return "\n".join(lines) + "\n"
 

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._common import header
+from ._common import as_dict, header, note_lines
 from .deepspeed import deepspeed_json, megatron_deepspeed_args, megatron_deepspeed_notes
 from .megatron import format_args, megatron_args, megatron_notes
+from .quoting import ExportError, heredoc, slug
 from .torchtitan import torchtitan_toml
 
 LAUNCHERS = ("megatron", "torchtitan", "deepspeed")
 
 
-def _heredoc(path: str, text: str) -> str:
-    return f"cat > {path} <<'PLANNER_EOF'\n{text.rstrip()}\nPLANNER_EOF"
+def slurm_script(doc: Any, launcher: str = "megatron") -> str:
+    """An ``sbatch`` script running the plan with ``launcher`` ("megatron", "torchtitan" or "deepspeed").
 
-
-def slurm_script(doc: dict[str, Any], launcher: str = "megatron") -> str:
-    """An ``sbatch`` script running the plan with ``launcher`` ("megatron", "torchtitan" or "deepspeed")."""
+    The job name is ``planner-`` and the model name reduced to ``[a-z0-9-]`` (sbatch reads ``#SBATCH`` lines
+    itself, without shell quoting); files the launcher reads are written by quoted heredocs."""
     if launcher not in LAUNCHERS:
-        raise ValueError(f"unknown launcher {launcher!r}; choose from {', '.join(LAUNCHERS)}")
+        raise ExportError(f"unknown launcher {launcher!r}; choose from {', '.join(LAUNCHERS)}")
+    doc = as_dict(doc)
     s, plan, m = doc["system"], doc["plan"], doc["model"]
     gpus, per_node = int(s["num_gpus"]), int(s["gpus_per_node"])
     nodes = -(-gpus // per_node)
@@ -37,7 +38,7 @@ def slurm_script(doc: dict[str, Any], launcher: str = "megatron") -> str:
         notes.append(f"{gpus} GPUs do not fill {nodes} nodes evenly: torchrun starts {nproc} per node")
 
     lines = ["#!/bin/bash", header(doc),
-             f"#SBATCH --job-name=planner-{m['name']}",
+             f"#SBATCH --job-name=planner-{slug(str(m['name']))}",
              f"#SBATCH --nodes={nodes}",
              "#SBATCH --ntasks-per-node=1",
              f"#SBATCH --gpus-per-node={nproc}",
@@ -49,14 +50,14 @@ def slurm_script(doc: dict[str, Any], launcher: str = "megatron") -> str:
         if plan["zero"] < 2:  # Megatron overlaps TP communication in order; Megatron-FSDP wants it unset
             body.append("export CUDA_DEVICE_MAX_CONNECTIONS=1")
     elif launcher == "torchtitan":
-        body.append(_heredoc("plan.toml", torchtitan_toml(doc)))
+        body.append(heredoc("plan.toml", torchtitan_toml(doc)))
         entry, args = "-m torchtitan.train", ["--job.config_file", "plan.toml"]
     else:
         notes += megatron_deepspeed_notes(doc)
-        body.append(_heredoc("ds_config.json", deepspeed_json(doc)))
+        body.append(heredoc("ds_config.json", deepspeed_json(doc)))
         entry, args = "pretrain_gpt.py", megatron_deepspeed_args(doc, "ds_config.json")
         body.append("export CUDA_DEVICE_MAX_CONNECTIONS=1")
-    lines += [f"# note: {n}" for n in notes]
+    lines += note_lines(notes)
     lines += ["", "set -euo pipefail",
               'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
               "export MASTER_ADDR MASTER_PORT=29500"]

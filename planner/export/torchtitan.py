@@ -31,10 +31,10 @@ Mapping (semantics from the same file and ``torchtitan/distributed/parallel_dims
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ._common import chunk_sizes, header
+from ._common import as_dict, chunk_sizes, header, note_lines
+from .quoting import toml_string
 
 #: Keys this exporter writes, per section, as documented in torchtitan v0.2.2 torchtitan/config/job_config.py.
 TORCHTITAN_KEYS: dict[str, frozenset[str]] = {
@@ -68,13 +68,14 @@ def _value(v: Any) -> str:
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)  # a JSON string is a valid TOML basic string
+        return toml_string(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     raise TypeError(f"no TOML form for {type(v).__name__}")
 
 
 def _toml(sections: dict[str, dict[str, Any]]) -> str:
+    """Sections of ``key = value`` lines (section and key names are this module's constants: bare TOML keys)."""
     out = []
     for name, keys in sections.items():
         out.append(f"[{name}]")
@@ -94,8 +95,9 @@ def _module_fqns(sizes: list[int]) -> list[list[str]]:
     return parts
 
 
-def torchtitan_sections(doc: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def torchtitan_sections(doc: Any) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The job config as ``{section: {key: value}}`` and the notes on what it cannot express."""
+    doc = as_dict(doc)
     m, plan = doc["model"], doc["plan"]
     notes: list[str] = []
     tp, pp, vpp, cp, ep, dp, zero = (plan[k] for k in ("tp", "pp", "vpp", "cp", "ep", "dp", "zero"))
@@ -166,11 +168,13 @@ def torchtitan_sections(doc: dict[str, Any]) -> tuple[dict[str, dict[str, Any]],
     return sections, notes
 
 
-def torchtitan_toml(doc: dict[str, Any]) -> str:
-    """The job config TOML of a plan document (run with ``--job.config_file``)."""
+def torchtitan_toml(doc: Any) -> str:
+    """The job config TOML of a plan document (run with ``--job.config_file``); strings as TOML basic strings
+    (:func:`~planner.export.quoting.toml_string`), names in comments shown with their escapes."""
+    doc = as_dict(doc)
     sections, notes = torchtitan_sections(doc)
     lines = [header(doc), "# torchtitan v0.2.2 job config (torchtitan/config/job_config.py); add dataset, optimizer, steps"]
-    lines += [f"# note: {n}" for n in notes]
+    lines += note_lines(notes)
     return "\n".join(lines) + "\n\n" + _toml(sections)
 
 

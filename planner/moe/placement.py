@@ -45,6 +45,7 @@ import numpy as np
 
 from ..errors import PlannerError
 from ..cost.compute import gemm_time_s
+from ..limits import MAX_BYTES_PER_PARAM, MAX_EXPERTS, MAX_GPUS, MAX_LINK_COST, check_int, check_number
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .trace import RoutingStats
@@ -68,14 +69,23 @@ class ExpertCluster:
     c_node: float = 4.0
 
     def __post_init__(self) -> None:
-        if self.gpus < 1 or self.gpus_per_node < 1:
-            raise PlacementError("gpus and gpus per node must be positive")
+        try:
+            check_int(self.num_experts, "num_experts", hi=MAX_EXPERTS)
+            check_int(self.gpus, "gpus", hi=MAX_GPUS)
+            check_int(self.gpus_per_node, "gpus per node", hi=MAX_GPUS)
+            check_int(self.redundant, "redundant slots", lo=0, hi=MAX_EXPERTS * MAX_GPUS)
+            check_int(self.slots, "slots", lo=0, hi=MAX_EXPERTS)
+            check_number(self.c_gpu, "same-node link cost", lo=0.0, lo_open=False, hi=MAX_LINK_COST)
+            check_number(self.c_node, "cross-node link cost", lo=0.0, lo_open=False, hi=MAX_LINK_COST)
+        except PlannerError as exc:
+            raise PlacementError(str(exc)) from None
         if self.gpus % self.gpus_per_node:
             raise PlacementError(f"{self.gpus} GPUs do not fill nodes of {self.gpus_per_node}")
-        if self.redundant < 0:
-            raise PlacementError(f"redundant slots must be >= 0, got {self.redundant}")
-        if self.c_gpu < 0 or self.c_node < self.c_gpu:
+        if self.c_node < self.c_gpu:
             raise PlacementError("link costs must satisfy 0 <= same-node cost <= cross-node cost")
+        if self.gpus > self.num_experts + self.redundant:
+            raise PlacementError(f"{self.gpus} GPUs exceed the {self.num_experts} experts + {self.redundant} redundant "
+                                 f"slots: every GPU needs at least one expert (use fewer GPUs or more --redundant)")
         need = math.ceil((self.num_experts + self.redundant) / self.gpus)
         if self.slots == 0:
             object.__setattr__(self, "slots", need)
@@ -106,6 +116,14 @@ def expert_slots(model: ModelSpec, gpu_memory_bytes: float, weight_bytes: float 
     moe = model.moe
     if moe is None:
         raise PlacementError(f"{model.name} has no experts")
+    try:
+        check_number(weight_bytes, "bytes per expert parameter", hi=MAX_BYTES_PER_PARAM)
+        check_number(reserve, "memory reserve", lo=0.0, lo_open=False, hi=1.0)
+        check_number(gpu_memory_bytes, "GPU memory bytes")
+    except PlannerError as exc:
+        raise PlacementError(str(exc)) from None
+    if reserve >= 1:
+        raise PlacementError(f"memory reserve must be below 1, got {reserve}")
     layers = sum(1 for l in range(model.num_layers) if model.is_moe_layer(l))
     per_expert = moe.expert_intermediate_size * model.hidden_size * (3 if model.gated_mlp else 2) * weight_bytes
     return int(gpu_memory_bytes * (1 - reserve) // (per_expert * layers))

@@ -46,6 +46,9 @@ from .placement import (ExpertCluster, Placement, PlacementError, Weights, bound
                         from_fractions_layer, greedy)
 from .joint import (MILLI, MIN_NODE_S, MIN_STAGE_S, OVER, NoSolution, cpsat_solver, joint_size, layer_items, load_bound,
                     solve_joint, status_name)
+from ..errors import PlannerError
+from ..limits import (MAX_EXPERTS, MAX_IMBALANCE, MAX_LINK_COST, MAX_ROUTING_TOKENS, MAX_TIME_LIMIT_S, check_int,
+                      check_number)
 from .trace import RoutingStats
 
 @dataclass
@@ -71,6 +74,41 @@ class SolveResult:
 # ---------------------------------------------------------------------------
 # decomposition
 # ---------------------------------------------------------------------------
+
+SOLVE_CHARGE_S = 1e-4  # work charged per variable or constraint of a CP-SAT subproblem (building and loading it)
+HEURISTIC_CHARGE_S = 5e-6  # work charged per item x GPU of one layer placed by the heuristics
+
+
+class _WorkClock:
+    """The decomposition's budget in deterministic seconds, about seconds of one core: each subproblem's
+    CP-SAT deterministic time (``max_deterministic_time``, not the wall clock) plus
+    :data:`SOLVE_CHARGE_S` per variable and constraint, and :data:`HEURISTIC_CHARGE_S` per item x GPU
+    for each layer the heuristics place (both measured on this code). The same input therefore takes
+    the same path and gives the same placement on any machine and under any load; a wall-clock stop at
+    ``WALL_FACTOR`` x the limit (plus 10 s) only guards against a pathologically slow machine, and says
+    so in the notes when it fires."""
+
+    WALL_FACTOR = 4.0
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.spent_s = 0.0
+        self.wall_start = time.perf_counter()
+
+    def solve(self, solver: cp_model.CpSolver, model: cp_model.CpModel) -> int:
+        code = solver.solve(model)
+        size = len(model.proto.variables) + len(model.proto.constraints)
+        self.spent_s += solver.deterministic_time + SOLVE_CHARGE_S * size
+        return code
+
+    def heuristic_layer(self, items: int, gpus: int) -> None:
+        self.spent_s += HEURISTIC_CHARGE_S * items * gpus
+
+    def left_s(self) -> float:
+        return self.limit_s - self.spent_s
+
+    def wall_exceeded(self) -> bool:
+        return time.perf_counter() - self.wall_start > self.WALL_FACTOR * self.limit_s + 10.0
 
 class _Layer:
     """The items of one layer and where they are."""
@@ -132,7 +170,8 @@ def _copies(experts: np.ndarray, subset: np.ndarray) -> list[np.ndarray]:
 
 
 def _place_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: ExpertCluster, w: Weights,
-                 max_imbalance: float | None, use_next: bool, seconds: float) -> tuple[np.ndarray, float, float, list[str]]:
+                 max_imbalance: float | None, use_next: bool, seconds: float, clock: _WorkClock
+                 ) -> tuple[np.ndarray, float, float, list[str]]:
     """New GPUs for layer l's items: one CP-SAT model over the nodes (warm start: the greedy
     node assignment), then one small model per node over its GPUs; (gpu, objective, bound, statuses)."""
     ly = layers[l]
@@ -173,7 +212,7 @@ def _place_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Exp
         m.minimize(sum(-int(keep[i, n]) * y[i][n] for i in range(n_i) for n in range(k_n) if keep[i, n] > 0)
                    + cp_model.LinearExpr.term(lmax, kl) + cp_model.LinearExpr.term(over, OVER * kl))
         s = cpsat_solver(t_stage)
-        code = s.solve(m)
+        code = clock.solve(s, m)
         statuses.append(status_name(code))
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             new_node = np.array([next(n for n in range(k_n) if s.value(y[i][n])) for i in range(n_i)])
@@ -185,13 +224,13 @@ def _place_layer(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Exp
         new_node = np.zeros(n_i, dtype=np.int64)
     # --- GPUs within each node ---
     gpu, o, bd, st = _place_gpus(stats, layers, l, cluster, w, max_imbalance, new_node, a, b, pa, pb,
-                                 t_stage, range(k_n))
+                                 t_stage, range(k_n), clock)
     return gpu, obj_total + o, bound_total + bd, statuses + st
 
 
 def _place_gpus(stats: RoutingStats, layers: list[_Layer], l: int, cluster: ExpertCluster, w: Weights,
                 max_imbalance: float | None, node_of_item: np.ndarray, a: np.ndarray, b: np.ndarray, pa: float,
-                pb: float, seconds: float, nodes) -> tuple[np.ndarray, float, float, list[str]]:
+                pb: float, seconds: float, nodes, clock: _WorkClock) -> tuple[np.ndarray, float, float, list[str]]:
     """Each listed node's items over its GPUs, one small CP-SAT model per node: the largest
     GPU load and its excess over the target, same-GPU pairs with the neighbour layers, the
     GPUs' send and receive volumes; warm start: heaviest first on the least-loaded GPU."""
@@ -253,7 +292,7 @@ def _place_gpus(stats: RoutingStats, layers: list[_Layer], l: int, cluster: Expe
             terms.append(cp_model.LinearExpr.term(cmax, max(1, int(round(w.comm * g_n / (nb * pairs * MILLI) * scale)))))
         m.minimize(sum(terms))
         s = cpsat_solver(seconds / len(nodes), floor=MIN_NODE_S)
-        code = s.solve(m)
+        code = clock.solve(s, m)
         statuses.append(status_name(code))
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             for (i, g), var in x.items():
@@ -477,21 +516,26 @@ def _align_forward(stats: RoutingStats, layers: list[_Layer], cluster: ExpertClu
 
 
 def _solve_decomposed(stats: RoutingStats, cluster: ExpertCluster, w: Weights, time_limit: float,
-                      max_imbalance: float | None, start: float, base: Placement, base_objective: float
+                      max_imbalance: float | None, base: Placement, base_objective: float
                       ) -> tuple[Placement, str, float, int, list[str]]:
-    """The decomposition (module docstring), from the greedy placement ``base`` (objective ``base_objective``)."""
+    """The decomposition (module docstring), from the greedy placement ``base`` (objective ``base_objective``),
+    within ``time_limit`` deterministic seconds (:class:`_WorkClock`)."""
+    clock = _WorkClock(time_limit)
     layers = _layers_from(base)
     notes: list[str] = []
     if cluster.nodes > 1:
+        items = len(layers[0].experts)
         _seed_first_layer(stats, layers[0], cluster)
         _align_forward(stats, layers, cluster, max_imbalance)
-        # heuristic sweeps with both neighbours while they help
+        clock.heuristic_layer(items * stats.num_layers, cluster.gpus)
+        # heuristic sweeps with both neighbours while they help, within a third of the budget
         for sweep in range(3):
             improved = False
             for l in range(stats.num_layers):
                 improved |= _accept(stats, layers, l, cluster, w,
                                     _heuristic_layer(stats, layers, l, cluster, max_imbalance, True))
-            if not improved or time.perf_counter() - start > time_limit / 3:
+                clock.heuristic_layer(len(layers[l].experts), cluster.gpus)
+            if not improved or clock.spent_s > time_limit / 3:
                 break
         notes.append(f"warm start: k-means seed, forward chain alignment and {sweep + 1} heuristic sweep(s)")
         if base_objective < evaluate(stats, _to_placement(layers, stats, cluster), cluster, w).objective:
@@ -499,16 +543,20 @@ def _solve_decomposed(stats: RoutingStats, cluster: ExpertCluster, w: Weights, t
             notes.append("CP-SAT sweeps start from the greedy placement (it scored better than the chains)")
     sweeps, n_sub, statuses = 0, 0, []
     sub_gap = 0.0
-    while time.perf_counter() - start < time_limit * 0.97:
+    while clock.left_s() > time_limit * 0.03:
         gap_obj = gap_bound = 0.0
         improved = False
         for l in range(stats.num_layers):
-            left = time_limit - (time.perf_counter() - start)
+            left = clock.left_s()
             if left <= MIN_STAGE_S:
                 notes.append(f"time limit reached in CP-SAT sweep {sweeps + 1} at layer {l}")
                 break
+            if clock.wall_exceeded():
+                notes.append(f"wall-clock safety stop in CP-SAT sweep {sweeps + 1} at layer {l} (a very slow "
+                             f"machine: this placement may differ from run to run)")
+                break
             gpu, obj, bnd, st = _place_layer(stats, layers, l, cluster, w, max_imbalance, True,
-                                             left / (stats.num_layers - l))
+                                             left / (stats.num_layers - l), clock)
             n_sub += len(st)
             statuses += st
             if not math.isnan(obj):
@@ -541,21 +589,51 @@ def _accept(stats: RoutingStats, layers: list[_Layer], l: int, cluster: ExpertCl
     return after < before - 1e-9
 
 
-def place_experts(stats: RoutingStats, cluster: ExpertCluster, weights: Weights | None = None, time_limit: float = 60.0,
-                  max_imbalance: float | None = 1.05, method: str = "auto", joint_limit: int = 4000) -> SolveResult:
-    """Place the experts (module docstring). ``method``: ``joint``, ``decomposed`` or ``auto``
-    (joint when the joint model has at most ``joint_limit`` indicator variables)."""
+def _check_inputs(stats: RoutingStats, cluster: ExpertCluster, weights: Weights | None, time_limit: float,
+                  max_imbalance: float | None, method: str, joint_limit: int) -> None:
+    """Every argument of :func:`place_experts` in its domain, or one :class:`PlacementError` line."""
+    if not isinstance(stats, RoutingStats) or not isinstance(cluster, ExpertCluster):
+        raise PlacementError("place_experts takes RoutingStats (trace.stats()) and an ExpertCluster")
+    try:
+        check_number(time_limit, "time limit (s)", hi=MAX_TIME_LIMIT_S)
+        if max_imbalance is not None:
+            check_number(max_imbalance, "max imbalance (max / mean GPU load)", lo=1.0, lo_open=False,
+                         hi=MAX_IMBALANCE)
+        w = weights or Weights()
+        for name in ("load", "comm", "traffic"):
+            check_number(getattr(w, name), f"weight {name}", lo=0.0, lo_open=False, hi=MAX_LINK_COST)
+        check_int(joint_limit, "joint_limit", lo=0, hi=10**7)
+        check_int(stats.top_k, "top_k", hi=MAX_EXPERTS)
+        check_int(stats.tokens, "tokens", hi=MAX_ROUTING_TOKENS)
+    except PlannerError as exc:
+        raise PlacementError(str(exc)) from None
+    if method not in ("auto", "joint", "decomposed"):
+        raise PlacementError(f"unknown method {method!r}; choose auto, joint or decomposed")
+    load, trans = np.asarray(stats.load), np.asarray(stats.transitions)
+    if load.ndim != 2 or 0 in load.shape or trans.shape != (load.shape[0] - 1, load.shape[1], load.shape[1]):
+        raise PlacementError(f"routing statistics of shapes load {load.shape}, transitions {trans.shape}; expected "
+                             f"[layers, experts] and [layers - 1, experts, experts]")
+    if not (np.isfinite(load).all() and np.isfinite(trans).all()) or (load < 0).any() or (trans < 0).any():
+        raise PlacementError("routing loads and transitions must be finite and non-negative")
+    if stats.num_experts > cluster.num_experts:
+        raise PlacementError(f"the routing has {stats.num_experts} experts, the cluster {cluster.num_experts}")
     if stats.num_experts + cluster.redundant > cluster.gpus * cluster.slots:
         raise PlacementError(f"{cluster.gpus} GPUs x {cluster.slots} slots cannot hold {stats.num_experts} experts "
                              f"+ {cluster.redundant} replicas")
-    if time_limit <= 0:
-        raise PlacementError("time limit must be positive")
+
+
+def place_experts(stats: RoutingStats, cluster: ExpertCluster, weights: Weights | None = None, time_limit: float = 60.0,
+                  max_imbalance: float | None = 1.05, method: str = "auto", joint_limit: int = 4000) -> SolveResult:
+    """Place the experts (module docstring). ``method``: ``joint``, ``decomposed`` or ``auto``
+    (joint when the joint model has at most ``joint_limit`` indicator variables). ``time_limit`` is in
+    CP-SAT's deterministic seconds (about seconds of one core), so the result is the same on every run."""
+    _check_inputs(stats, cluster, weights, time_limit, max_imbalance, method, joint_limit)
+    if max_imbalance is not None:
+        max_imbalance = min(max_imbalance, float(cluster.gpus))  # max / mean load never exceeds the GPU count
     w = weights or Weights()
     start = time.perf_counter()
     items = layer_items(stats, cluster)
     lb = load_bound(stats, items, cluster, w)
-    if method not in ("auto", "joint", "decomposed"):
-        raise PlacementError(f"unknown method {method!r}")
     notes: list[str] = []
     if method == "joint" or (method == "auto" and joint_size(stats, cluster) <= joint_limit):
         try:
@@ -565,8 +643,9 @@ def place_experts(stats: RoutingStats, cluster: ExpertCluster, weights: Weights 
                 if max_imbalance is None:
                     raise
                 notes.append(f"no placement keeps every GPU within {max_imbalance} x the mean load; cap dropped")
-                pl, status, obj, bound = solve_joint(stats, cluster, w, time_limit - (time.perf_counter() - start),
-                                                      None)
+                # CP-SAT proved the cap infeasible within its deterministic limit; the model without the
+                # cap gets the same limit again (the same input always takes the same path)
+                pl, status, obj, bound = solve_joint(stats, cluster, w, time_limit, None)
             j = evaluate(stats, pl, cluster, w).objective
             gap = max(0.0, (j - bound) / j) if j > 0 else 0.0
             return SolveResult(pl, "joint", status, j, bound, gap, gap, time.perf_counter() - start, 1, notes)
@@ -575,11 +654,11 @@ def place_experts(stats: RoutingStats, cluster: ExpertCluster, weights: Weights 
                 raise PlacementError(f"the joint model found no placement in {time_limit:g} s; "
                                      "raise --time-limit or use the decomposition") from None
             notes.append("joint model found no placement in time; decomposed instead")
+            time_limit = MIN_STAGE_S  # the joint model used the whole (deterministic) limit
     base = greedy(stats, cluster)
     jb = evaluate(stats, base, cluster, w).objective
-    left = max(MIN_STAGE_S, time_limit - (time.perf_counter() - start))
-    pl, status, sub_gap, n_sub, more = _solve_decomposed(stats, cluster, w, left, max_imbalance, time.perf_counter(),
-                                                         base, jb)
+    pl, status, sub_gap, n_sub, more = _solve_decomposed(stats, cluster, w, max(MIN_STAGE_S, time_limit),
+                                                         max_imbalance, base, jb)
     notes += more
     j = evaluate(stats, pl, cluster, w).objective
     if jb < j:  # never worse than the baseline it replaces

@@ -35,8 +35,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import PlannerError
+from ..limits import MAX_ROUTING_TOKENS, MAX_SEED, MAX_SYNTHETIC_WORK, check_int, check_number
 from ..specs.model import ModelSpec
 from .trace import RoutingTrace, TraceError
+
+_MAX_LAYER_ELEMENTS = 1 << 26  # tokens x experts of one layer's float32 logits and noise (256 MB each)
 
 
 def moe_shape(model: ModelSpec) -> tuple[int, int, int]:
@@ -56,15 +60,26 @@ def _zipf(order: np.ndarray, skew: float) -> np.ndarray:
 def synthetic_trace(model: ModelSpec, tokens: int = 8192, seed: int = 0, skew: float = 0.3, drift: float = 0.1,
                     affinity: float = 0.9, topics: int = 8, topic_boost: float = 30.0,
                     shift: float = 0.2) -> RoutingTrace:
-    """A per-token trace of ``tokens`` tokens over the model's MoE layers (module docstring)."""
+    """A per-token trace of ``tokens`` tokens over the model's MoE layers (module docstring).
+
+    Its work (``tokens x MoE layers x experts`` Gumbel draws) is bounded by ``MAX_SYNTHETIC_WORK`` and one
+    layer's arrays (``tokens x experts``) by 2^26 elements; larger asks raise :class:`TraceError`."""
     n_layers, e, k = moe_shape(model)
-    if tokens < 2:
-        raise TraceError("a synthetic trace needs at least 2 tokens")
-    for name, v in (("drift", drift), ("affinity", affinity), ("shift", shift)):
-        if not 0.0 <= v <= 1.0:
-            raise TraceError(f"{name} must be in [0, 1], got {v}")
-    if skew < 0 or topic_boost < 1:
-        raise TraceError("skew must be >= 0 and topic_boost >= 1")
+    try:
+        tokens = check_int(tokens, "tokens", lo=2, hi=MAX_ROUTING_TOKENS)
+        seed = check_int(seed, "seed", lo=0, hi=MAX_SEED)
+        topics = check_int(topics, "topics", lo=1, hi=e)
+        for name, v in (("drift", drift), ("affinity", affinity), ("shift", shift)):
+            check_number(v, name, lo=0.0, lo_open=False, hi=1.0)
+        check_number(skew, "skew", lo=0.0, lo_open=False, hi=10.0)
+        check_number(topic_boost, "topic_boost", lo=1.0, lo_open=False, hi=1e6)
+    except PlannerError as exc:
+        raise TraceError(f"synthetic trace: {exc}") from None
+    work = tokens * n_layers * e
+    if work > MAX_SYNTHETIC_WORK or tokens * e > _MAX_LAYER_ELEMENTS:
+        most = min(MAX_SYNTHETIC_WORK // (n_layers * e), _MAX_LAYER_ELEMENTS // e)
+        raise TraceError(f"synthetic trace: {tokens:,} tokens over {n_layers} MoE layers x {e} experts is more work "
+                         f"than the bound; at most {most:,} tokens for {model.name}")
     topics = max(1, min(topics, e // max(1, k)))
     rng = np.random.default_rng(seed)
     half = tokens // 2

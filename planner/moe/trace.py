@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PlannerError
+from ..limits import MAX_EXPERTS, MAX_LAYERS, MAX_ROUTING_ARRAY_BYTES, MAX_ROUTING_TOKENS
 
 FORMAT = "planner.routing.v1"
 
@@ -151,21 +152,63 @@ def widen(stats: RoutingStats, num_experts: int) -> RoutingStats:
     return RoutingStats(load, trans, stats.top_k, stats.tokens, stats.model)
 
 
+def _scalar(value, name: str, where: str, lo: int, hi: int) -> int:
+    """A whole number stored as a JSON number or a 0-d (or one-element) array, in ``[lo, hi]``."""
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.ndim > 1:
+        raise TraceError(f"{where}: '{name}' must be a single whole number, got an array of shape {arr.shape}")
+    v = arr.reshape(()).item()
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v != int(v):
+        raise TraceError(f"{where}: '{name}' must be a whole number, got {v!r}"[:200])
+    v = int(v)
+    if not lo <= v <= hi:
+        raise TraceError(f"{where}: '{name}' must be from {lo} to {hi:,}, got {v:,}")
+    return v
+
+
+def _counts(value, name: str, where: str) -> np.ndarray:
+    """An array of token counts: numeric, finite, non-negative."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TraceError(f"{where}: '{name}' must be a numeric array (ragged or non-numeric values)") from None
+    if not np.isfinite(arr).all():
+        raise TraceError(f"{where}: '{name}' holds NaN or infinite values")
+    if (arr < 0).any():
+        raise TraceError(f"{where}: '{name}' holds negative counts")
+    return arr
+
+
 def _from_arrays(get, where: str, num_experts: int | None) -> RoutingTrace | RoutingStats:
+    """A trace or its statistics from the named arrays of a file (``get(name)``: the value or ``None``), every
+    value checked: shapes, finite non-negative counts, expert ids and counts in range."""
     experts = get("experts")
     model = get("model")
-    model = str(model) if model is not None else None
+    if model is not None:
+        model = np.asarray(model)
+        if model.size != 1 or model.dtype.kind not in "US":
+            raise TraceError(f"{where}: 'model' must be a string")
+        model = str(model.reshape(()).item())[:200]
     if experts is not None:
-        experts = np.asarray(experts)
+        try:
+            experts = np.asarray(experts)
+        except (TypeError, ValueError):
+            raise TraceError(f"{where}: 'experts' must be a [tokens, layers, top_k] array (ragged lists)") from None
         declared = get("num_experts")
-        declared = int(declared) if declared is not None else None
+        declared = _scalar(declared, "num_experts", where, 1, MAX_EXPERTS) if declared is not None else None
         if declared is not None and num_experts is not None and declared > num_experts:
             raise TraceError(f"{where}: declares {declared} experts, but the model has {num_experts}")
+        if experts.ndim == 3 and experts.shape[0] > MAX_ROUTING_TOKENS:
+            raise TraceError(f"{where}: {experts.shape[0]:,} tokens; at most {MAX_ROUTING_TOKENS:,} are read")
+        if experts.ndim == 3 and experts.shape[1] > MAX_LAYERS:
+            raise TraceError(f"{where}: {experts.shape[1]:,} layers; at most {MAX_LAYERS:,}")
         if experts.ndim == 3 and experts.size and np.issubdtype(experts.dtype, np.integer):
-            e = num_experts or declared or int(experts.max()) + 1
+            e = num_experts or declared or min(int(experts.max()) + 1, MAX_EXPERTS)
         else:
             e = num_experts or declared or 1
         check_trace(experts, e, where)
+        if experts.shape[2] > e:
+            raise TraceError(f"{where}: top-{experts.shape[2]} routing over {e} experts")
         return RoutingTrace(experts.astype(np.int32), e, model)
     load, trans, k = get("load"), get("transitions"), get("top_k")
     if load is None:
@@ -173,52 +216,98 @@ def _from_arrays(get, where: str, num_experts: int | None) -> RoutingTrace | Rou
     if trans is None or k is None:
         missing = "transitions" if trans is None else "top_k"
         raise TraceError(f"{where}: aggregated routing needs '{missing}' beside 'load'")
-    load, trans = np.asarray(load, dtype=np.float64), np.asarray(trans, dtype=np.float64)
-    if load.ndim != 2:
+    load, trans = _counts(load, "load", where), _counts(trans, "transitions", where)
+    if load.ndim != 2 or 0 in load.shape:
         raise TraceError(f"{where}: 'load' must be [layers, experts], got shape {load.shape}")
     n_layers, e = load.shape
+    if n_layers > MAX_LAYERS or e > MAX_EXPERTS:
+        raise TraceError(f"{where}: 'load' of shape {load.shape}; at most {MAX_LAYERS} layers and {MAX_EXPERTS} experts")
     if trans.shape != (max(0, n_layers - 1), e, e):
         raise TraceError(f"{where}: 'transitions' must be [{n_layers - 1}, {e}, {e}], got {trans.shape}")
-    if (load < 0).any() or (trans < 0).any():
-        raise TraceError(f"{where}: loads and transitions must be non-negative")
     if num_experts is not None and e > num_experts:
         raise TraceError(f"{where}: {e} experts per layer exceed the model's {num_experts}")
-    k = int(k)
+    k = _scalar(k, "top_k", where, 1, e)
     tokens = get("tokens")
-    tokens = int(tokens) if tokens is not None else int(round(load[0].sum() / max(1, k)))
+    if tokens is not None:
+        tokens = _scalar(tokens, "tokens", where, 1, MAX_ROUTING_TOKENS)
+    else:
+        tokens = int(round(load[0].sum() / k))
+        if not 1 <= tokens <= MAX_ROUTING_TOKENS:
+            raise TraceError(f"{where}: the loads count {tokens:,} tokens; expected 1 to {MAX_ROUTING_TOKENS:,}")
+    if load.sum() <= 0:
+        raise TraceError(f"{where}: every load is zero (no routed tokens)")
     return RoutingStats(load, trans, k, tokens, model)
 
 
+def _npz_arrays(data: bytes, where: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file's bytes, each header read first so that no array larger than
+    ``MAX_ROUTING_ARRAY_BYTES`` is decompressed (a small compressed file can expand enormously), no
+    pickled object loaded."""
+    import io
+    import zipfile
+
+    out: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = z.infolist()
+            if len(members) > 64:
+                raise TraceError(f"{where}: {len(members)} arrays; a routing trace has at most 6")
+            for info in members:
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise TraceError(f"{where}: '{name}' uses .npy format version {version}; expected 1.0 or 2.0")
+                    shape, _, dtype = read_header(f)
+                    if dtype.hasobject:
+                        raise TraceError(f"{where}: '{name}' holds Python objects; expected numbers")
+                    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if nbytes > MAX_ROUTING_ARRAY_BYTES:
+                        raise TraceError(f"{where}: '{name}' of shape {shape} is {nbytes / 1e9:,.1f} GB; at most "
+                                         f"{MAX_ROUTING_ARRAY_BYTES / 1e9:,.1f} GB per array")
+                with z.open(info) as f:
+                    out[name] = np.lib.format.read_array(f, allow_pickle=False)
+    except TraceError:
+        raise
+    except Exception as e:  # zipfile / format errors of a malformed file
+        raise TraceError(f"{where}: not a readable .npz file ({type(e).__name__})") from None
+    return out
+
+
 def load_routing(path: str | Path, num_experts: int | None = None) -> RoutingTrace | RoutingStats:
-    """Read a routing trace (``.npz`` or ``.json``); ``num_experts`` checks the ids against a model."""
+    """Read a routing trace (``.npz`` or ``.json``); ``num_experts`` checks the ids against a model.
+
+    The file is read through :mod:`planner.files` (regular file, size bound, UTF-8 and nesting bound for
+    JSON); every error is a one-line :class:`TraceError` naming the file."""
+    from ..files import FileInputError, parse_json, read_bytes, read_text
+
     p = Path(path)
     where = p.name
-    if not p.is_file():
-        raise TraceError(f"{path}: no such file")
-    if p.suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except Exception as e:  # zipfile / format errors
-            raise TraceError(f"{where}: not a readable .npz file ({type(e).__name__})") from None
-        return _from_arrays(lambda k: data.get(k), where, num_experts)
-    if p.suffix == ".json":
-        try:
-            obj = json.loads(p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise TraceError(f"{where}: not valid JSON ({e.__class__.__name__} at {getattr(e, 'pos', '?')})") from None
-        if not isinstance(obj, dict):
-            raise TraceError(f"{where}: expected a JSON object with 'experts' or 'load'")
-        fmt = obj.get("format", FORMAT)
-        if fmt != FORMAT:
-            raise TraceError(f"{where}: format {fmt!r} is not {FORMAT!r}")
-        try:
-            return _from_arrays(lambda k: obj.get(k), where, num_experts)
-        except (TypeError, ValueError) as e:
-            if isinstance(e, TraceError):
-                raise
-            raise TraceError(f"{where}: ragged or non-numeric arrays ({e})") from None
-    raise TraceError(f"{where}: unknown routing file type {p.suffix or '(none)'}; use .npz or .json")
+    if num_experts is not None:
+        num_experts = _scalar(num_experts, "num_experts", "model", 1, MAX_EXPERTS)
+    try:
+        if p.suffix == ".npz":
+            data = _npz_arrays(read_bytes(p, "a routing trace (.npz)"), where)
+            return _from_arrays(lambda k: data.get(k), where, num_experts)
+        if p.suffix == ".json":
+            obj = parse_json(read_text(p, "a routing trace (.json)"), where)
+        else:
+            raise TraceError(f"{where}: unknown routing file type {p.suffix or '(none)'}; use .npz or .json")
+    except FileInputError as e:
+        raise TraceError(str(e)) from None
+    if not isinstance(obj, dict):
+        raise TraceError(f"{where}: expected a JSON object with 'experts' or 'load'")
+    fmt = obj.get("format", FORMAT)
+    if fmt != FORMAT:
+        raise TraceError(f"{where}: format {str(fmt)[:80]!r} is not {FORMAT!r}")
+    try:
+        return _from_arrays(lambda k: obj.get(k), where, num_experts)
+    except (TypeError, ValueError, OverflowError) as e:
+        if isinstance(e, TraceError):
+            raise
+        raise TraceError(f"{where}: ragged or non-numeric arrays ({type(e).__name__})") from None
 
 
 def save_routing(obj: RoutingTrace | RoutingStats, path: str | Path) -> None:

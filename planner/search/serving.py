@@ -17,8 +17,17 @@ decode worker and ``mu_p`` the rate one prefill worker sustains; the pair's
 score is output tokens/s per GPU over both pools.
 
 **Capacity.** With a request rate, the replicas (aggregated workers or
-disaggregated groups) needed are ``ceil(rate / requests per second of one)``;
-without, as many as ``--gpus`` holds.
+disaggregated groups) needed are ``ceil(rate / requests per second of one)``,
+and among the layouts meeting the SLOs the one needing the fewest GPUs for the
+rate is chosen (ties: throughput per GPU), so a deployment takes only what the
+rate needs; a rate that needs more GPUs than ``--gpus`` is refused, saying how
+many it needs. Without a rate, as many replicas as ``--gpus`` holds.
+
+**Feasibility.** Only layouts that can run are proposed: the heads, layers and
+experts divide as :func:`~planner.cost.serving.check_serving_plan` requires
+(no ``tp 72`` for 64 heads), and every worker, prefill workers included,
+holds its weights, workspace and the KV cache of at least one request of the
+longest length asked for (``max_request_tokens``) in the engine's usable memory.
 
 The Pareto front of throughput per GPU vs tokens/s per user comes from the
 best aggregated layouts over the concurrencies that meet the SLOs.
@@ -29,12 +38,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..cost.serving import (
+    ServingError,
+    ServingEstimate,
+    ServingPlan,
+    check_serving_plan,
+    estimate_serving,
+    kv_bytes_per_request_per_gpu,
+    serving_memory,
+)
 from ..errors import PlannerError
-from ..cost.serving import ServingEstimate, ServingError, ServingPlan, estimate_serving
+from ..limits import MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_SLO_S, check_int, check_number
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 
@@ -73,6 +91,10 @@ class ServeSearchResult(BaseModel):
     layouts: int
     estimates: int
     elapsed_s: float
+    plan_documents: dict[str, dict[str, Any]] | None = Field(
+        None, description="the serving plan document of each answer (\"aggregated\", \"disaggregated\"), filled "
+        "and checked by planner.search_serve")
+    plan_document: dict[str, Any] | None = Field(None, description="the best answer's plan document")
 
 
 @dataclass(frozen=True)
@@ -83,6 +105,20 @@ class _Job:
     osl: int
     ttft_s: float
     tpot_s: float
+    max_request_tokens: int = 0  # the longest request (prompt + output) a worker must hold
+
+
+def _runs(job: _Job, plan: ServingPlan) -> bool:
+    """Whether a worker of ``plan`` can run the job: degrees divide the model (``check_serving_plan``) and its
+    weights, workspace and the KV cache of one request of the longest length fit the usable memory."""
+    try:
+        check_serving_plan(job.model, job.system, plan)
+    except ServingError:
+        return False
+    mem = serving_memory(job.model, job.system, plan, job.isl, job.osl)
+    longest = max(job.max_request_tokens, job.isl + job.osl)
+    need = mem.weights_bytes + mem.workspace_bytes + kv_bytes_per_request_per_gpu(job.model, plan, longest)
+    return mem.max_concurrency >= 1 and need <= mem.usable_bytes
 
 
 def _layouts(model: ModelSpec, system: System, precisions: tuple[str, ...], backend: str, max_gpus: int
@@ -142,25 +178,60 @@ def _cost(system: System, gpus: int, tokens_per_s: float) -> float | None:
     return gpus * price / 3600.0 / tokens_per_s * 1e6
 
 
+def _check_search(model: ModelSpec, system: System, gpus: int, isl: int, osl: int, ttft_ms: float, tpot_ms: float,
+                  rate: float | None, precisions: tuple[str, ...] | None, backend: str, disagg: str, objective: str,
+                  max_request_tokens: int | None) -> None:
+    """Every argument of :func:`search_serving` in its domain (finite, with its sign and the bounds of
+    :mod:`planner.limits`), or one :class:`ServingError` line naming it."""
+    if not isinstance(model, ModelSpec) or not isinstance(system, System):
+        raise ServingError("search_serving takes a ModelSpec and a System (planner.get_model / planner.get_system)")
+    try:
+        check_int(gpus, "gpus", hi=MAX_GPUS)
+        check_int(isl, "isl", hi=MAX_REQUEST_TOKENS)
+        check_int(osl, "osl", hi=MAX_REQUEST_TOKENS)
+        check_number(ttft_ms, "TTFT SLO (ms)", hi=MAX_SLO_S * 1e3)
+        check_number(tpot_ms, "TPOT SLO (ms)", hi=MAX_SLO_S * 1e3)
+        if rate is not None:
+            check_number(rate, "rate (requests/s)", hi=MAX_RATE)
+        if max_request_tokens is not None:
+            check_int(max_request_tokens, "max_request_tokens", hi=2 * MAX_REQUEST_TOKENS)
+    except PlannerError as exc:
+        raise ServingError(str(exc)) from None
+    for value, name, allowed in ((backend, "backend", ("trtllm", "vllm", "sglang")),
+                                 (disagg, "disagg", ("auto", "on", "off")),
+                                 (objective, "objective", ("throughput", "cost"))):
+        if value not in allowed:
+            raise ServingError(f"unknown {name} {value!r}; choose {', '.join(allowed)}"[:300])
+    if precisions is not None:
+        if not isinstance(precisions, (tuple, list)) or not precisions:
+            raise ServingError(f"precisions must be a non-empty tuple such as ('bf16',), got {precisions!r}"[:300])
+        for prec in precisions:
+            if prec not in ("bf16", "fp16", "fp8", "int4", "fp4"):
+                raise ServingError(f"unknown precision {prec!r}; choose bf16, fp16, fp8, int4 or fp4"[:300])
+
+
 def search_serving(model: ModelSpec, system: System, gpus: int, isl: int, osl: int, ttft_ms: float, tpot_ms: float,
                    rate: float | None = None, precisions: tuple[str, ...] | None = None, backend: str = "trtllm",
                    disagg: Literal["auto", "on", "off"] = "auto",
-                   objective: Literal["throughput", "cost"] = "throughput") -> ServeSearchResult:
-    """Best aggregated and disaggregated plans (module docstring). Raises :class:`SLOError`."""
+                   objective: Literal["throughput", "cost"] = "throughput",
+                   max_request_tokens: int | None = None) -> ServeSearchResult:
+    """Best aggregated and disaggregated plans (module docstring). ``max_request_tokens``: the longest request
+    (prompt + output, e.g. a trace's) every worker must hold [default: ``isl + osl``]. Raises :class:`SLOError`."""
     t0 = time.perf_counter()
-    for v, name in ((gpus, "--gpus"), (isl, "--isl"), (osl, "--osl"), (ttft_ms, "--ttft"), (tpot_ms, "--tpot")):
-        if v <= 0:
-            raise ValueError(f"{name} must be positive, got {v}")
-    if rate is not None and rate <= 0:
-        raise ValueError(f"--rate must be positive, got {rate}")
+    _check_search(model, system, gpus, isl, osl, ttft_ms, tpot_ms, rate, precisions, backend, disagg, objective,
+                  max_request_tokens)
     if precisions is None:
         acc = system.accelerator
         precisions = tuple(p for p in ("bf16", "fp8", "fp4") if p == "bf16" or acc.has_native(p))
-    job = _Job(model, system, isl, osl, ttft_ms / 1e3, tpot_ms / 1e3)
+    job = _Job(model, system, isl, osl, ttft_ms / 1e3, tpot_ms / 1e3, max(max_request_tokens or 0, isl + osl))
     counter = [0]
-    layouts = _layouts(model, system, precisions, backend, gpus)
+    layouts = [p for p in _layouts(model, system, precisions, backend, gpus) if _runs(job, p)]
+    if not layouts:
+        raise SLOError(f"no worker layout of up to {gpus} x {system.name} ({', '.join(precisions)}) holds "
+                       f"{model.name}'s weights and the KV cache of one request of {job.max_request_tokens} tokens")
     best_ttft = best_tpot = math.inf
-    agg_best: tuple[float, ServingEstimate] | None = None
+    agg_best: tuple[tuple[float, ...], ServingEstimate] | None = None
+    need: list[int] = []  # GPUs the rate needs, per layout that meets the SLOs but not the GPU budget
     front_pts: list[ServingEstimate] = []
     if disagg != "on":
         for plan in layouts:
@@ -176,8 +247,15 @@ def search_serving(model: ModelSpec, system: System, gpus: int, isl: int, osl: i
                 front_pts.append(estimate_serving(model, system, plan, isl, osl, c))
                 c *= 2
             score = e.tokens_per_s_per_gpu if objective == "throughput" else -(_cost(system, 1, e.tokens_per_s_per_gpu) or 0)
-            if agg_best is None or score > agg_best[0]:
-                agg_best = (score, e)
+            key: tuple[float, ...] = (score,)
+            if rate is not None:  # the fewest GPUs that serve the rate, then the score
+                used = math.ceil(rate / e.requests_per_s) * e.plan.gpus
+                if used > gpus:
+                    need.append(used)
+                    continue
+                key = (-used, score)
+            if agg_best is None or key > agg_best[0]:
+                agg_best = (key, e)
     agg = None
     if agg_best is not None:
         e = agg_best[1]
@@ -185,17 +263,23 @@ def search_serving(model: ModelSpec, system: System, gpus: int, isl: int, osl: i
         replicas = max(1, gpus // per) if rate is None else math.ceil(rate / e.requests_per_s)
         agg = AggChoice(estimate=e, replicas=replicas, gpus=replicas * per,
                         cost_per_million_tokens_usd=_cost(system, per, e.tokens_per_s_per_gpu * per))
-    dis = _disaggregated(job, layouts, gpus, rate, counter) if disagg != "off" else None
+    dis = _disaggregated(job, layouts, gpus, rate, counter, need) if disagg != "off" else None
     if agg is None and dis is None:
+        if need and rate is not None:
+            raise SLOError(f"serving {rate:g} requests/s of {model.name} within the SLOs needs at least {min(need)} x "
+                           f"{system.name}; --gpus is {gpus}")
         raise SLOError(_why(job, best_ttft, best_tpot, disagg))
-    choose = "aggregated" if dis is None or (agg is not None and
-                                             agg.estimate.tokens_per_s_per_gpu >= dis.tokens_per_s_per_gpu) else "disaggregated"
+    if rate is not None and agg is not None and dis is not None:  # the fewest GPUs, then throughput per GPU
+        pick_agg = (agg.gpus, -agg.estimate.tokens_per_s_per_gpu) <= (dis.gpus, -dis.tokens_per_s_per_gpu)
+    else:
+        pick_agg = dis is None or (agg is not None and agg.estimate.tokens_per_s_per_gpu >= dis.tokens_per_s_per_gpu)
+    choose = "aggregated" if pick_agg else "disaggregated"
     return ServeSearchResult(aggregated=agg, disaggregated=dis, best=choose, pareto=_front(front_pts),
                              layouts=len(layouts), estimates=counter[0], elapsed_s=time.perf_counter() - t0)
 
 
 def _disaggregated(job: _Job, layouts: list[ServingPlan], gpus: int, rate: float | None,
-                   counter: list[int]) -> DisaggChoice | None:
+                   counter: list[int], need: list[int]) -> DisaggChoice | None:
     # decode workers: the largest batch meeting TPOT (prefill happens elsewhere)
     decodes = []
     for plan in layouts:
@@ -205,9 +289,15 @@ def _disaggregated(job: _Job, layouts: list[ServingPlan], gpus: int, rate: float
     if not decodes:
         return None
     decodes.sort(key=lambda d: -d.tokens_per_s_per_gpu)
+    tried = decodes[:3]
+    if rate is not None:  # also the decode layouts needing the fewest GPUs for the rate
+        fewest = sorted(decodes, key=lambda d: (math.ceil(rate / _decode_rate(job, d)) * d.plan.gpus,
+                                                -d.tokens_per_s_per_gpu))
+        tried += [d for d in fewest[:3] if d not in tried]
     best: DisaggChoice | None = None
-    for d in decodes[:3]:
-        lam_d = d.concurrency / (max(0, job.osl - 1) * d.tpot_ms / 1e3 + d.breakdown["prefill_s"])
+    best_key: tuple[float, ...] = ()
+    for d in tried:
+        lam_d = _decode_rate(job, d)
         for p in layouts:
             if p.precision != d.plan.precision:
                 continue
@@ -224,13 +314,22 @@ def _disaggregated(job: _Job, layouts: list[ServingPlan], gpus: int, rate: float
                 continue
             tps = lam_d * job.osl / g
             groups = max(1, gpus // g) if rate is None else math.ceil(rate / lam_d)
+            if g * groups > gpus:
+                need.append(g * groups)
+                continue
             cand = DisaggChoice(prefill_plan=p, estimate=e, decode=d, prefill_workers=pw * groups, decode_workers=groups, groups=groups,
                                 gpus=g * groups, ttft_ms=e.ttft_ms, tpot_ms=d.tpot_ms, tokens_per_s_per_gpu=tps,
                                 tokens_per_s_per_user=1e3 / d.tpot_ms,
                                 cost_per_million_tokens_usd=_cost(job.system, g, tps * g))
-            if best is None or cand.tokens_per_s_per_gpu > best.tokens_per_s_per_gpu:
-                best = cand
+            key = (cand.tokens_per_s_per_gpu,) if rate is None else (-cand.gpus, cand.tokens_per_s_per_gpu)
+            if best is None or key > best_key:
+                best, best_key = cand, key
     return best
+
+
+def _decode_rate(job: _Job, d: ServingEstimate) -> float:
+    """Requests per second one decode worker completes at its batch: ``C / ((osl - 1) TPOT + prefill)``."""
+    return d.concurrency / (max(0, job.osl - 1) * d.tpot_ms / 1e3 + d.breakdown["prefill_s"])
 
 
 def _front(points: list[ServingEstimate]) -> list[ServingEstimate]:

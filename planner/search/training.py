@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -61,6 +61,9 @@ from ..cost.training import (
     groups_for,
     layer_time,
 )
+from ..errors import PlannerError
+from ..limits import (MAX_BATCH, MAX_DEADLINE_S, MAX_GPUS, MAX_POSITIONS, MAX_TOKENS, MAX_TOP, MAX_USD, check_int,
+                      check_number)
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .candidates import MICRO_BATCHES, Shape, enumerate_shapes
@@ -98,6 +101,8 @@ class TrainSearchResult(BaseModel):
     elapsed_s: float
     tokens: float | None = None
     price_per_gpu_hour: float | None = None
+    plan_document: dict[str, Any] | None = Field(None, description="the best plan's document "
+                                                 "(planner.training-plan), filled and checked by planner.search_train")
 
     def cost_per_million_tokens(self, est: TrainingEstimate) -> float | None:
         if self.price_per_gpu_hour is None:
@@ -426,6 +431,19 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
     t0 = time.perf_counter()
     _check_job(model, system, gpus, seq_len, global_batch, objective, tokens, budget_usd, deadline_s, top,
                dtypes, max_memory_fraction)
+    try:
+        if price_per_gpu_hour is not None:
+            check_number(price_per_gpu_hour, "price per GPU-hour", hi=MAX_USD)
+        for name, values in (("micro-batch sizes", micro_batches), ("ZeRO stages", zero_stages),
+                             ("recompute modes", recompute)):
+            if not isinstance(values, (tuple, list)):
+                raise PlanError(f"{name} must be a tuple, got {type(values).__name__}")
+        for mb in micro_batches:
+            check_int(mb, "micro-batch size", hi=MAX_BATCH)
+    except PlanError:
+        raise
+    except PlannerError as exc:
+        raise PlanError(str(exc)) from None
     price = price_per_gpu_hour if price_per_gpu_hour is not None else system.accelerator.price_per_hour_usd
     if objective in ("cost",) and price is None:
         raise PlanError(f"objective 'cost' needs a price: {system.name} has no price_per_hour; give --price")
@@ -494,10 +512,22 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
 def _check_job(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int, objective: str,
                tokens: float | None, budget: float | None, deadline: float | None, top: int,
                dtypes: tuple[str, ...], frac: float) -> None:
-    if gpus <= 0:
-        raise PlanError(f"--gpus must be positive, got {gpus}")
-    if seq_len <= 0 or global_batch <= 0:
-        raise PlanError("sequence length and global batch must be positive")
+    if not isinstance(model, ModelSpec) or not isinstance(system, System):
+        raise PlanError("search_training takes a ModelSpec and a System (planner.get_model / planner.get_system)")
+    try:  # every number finite, with its sign and bound (planner.limits), before any work depends on it
+        check_int(gpus, "gpus", hi=MAX_GPUS)
+        check_int(seq_len, "sequence length", hi=MAX_POSITIONS)
+        check_int(global_batch, "global batch", hi=MAX_BATCH)
+        check_int(top, "top", hi=MAX_TOP)
+        check_number(frac, "max memory fraction", hi=1.0)
+        for v, name, hi in ((tokens, "tokens", MAX_TOKENS), (budget, "budget (USD)", MAX_USD),
+                            (deadline, "deadline (s)", MAX_DEADLINE_S)):
+            if v is not None:
+                check_number(v, name, hi=hi)
+    except PlannerError as exc:
+        raise PlanError(str(exc)) from None
+    if not isinstance(dtypes, (tuple, list)) or not dtypes:
+        raise PlanError(f"dtypes must be a non-empty tuple such as ('bf16',), got {dtypes!r}"[:200])
     if seq_len > model.max_seq_len:
         raise InfeasibleError(f"sequence length {seq_len} exceeds {model.name}'s maximum of {model.max_seq_len} positions")
     if objective not in ("time", "cost", "deadline"):
@@ -506,13 +536,6 @@ def _check_job(model: ModelSpec, system: System, gpus: int, seq_len: int, global
         raise PlanError("objective 'deadline' needs --tokens and --deadline")
     if (budget is not None or deadline is not None) and tokens is None:
         raise PlanError("a budget or deadline needs the token count to train (--tokens)")
-    for v, name in ((tokens, "tokens"), (budget, "budget"), (deadline, "deadline")):
-        if v is not None and v <= 0:
-            raise PlanError(f"{name} must be positive, got {v}")
-    if top < 1:
-        raise PlanError(f"--top must be at least 1, got {top}")
-    if not 0 < frac <= 1:
-        raise PlanError(f"max memory fraction must be in (0, 1], got {frac}")
     for d in dtypes:
         if d not in ("bf16", "fp16", "fp8"):
             raise PlanError(f"unknown training dtype {d!r}; choose bf16, fp16 or fp8")

@@ -8,10 +8,16 @@ Decimal prefixes (k, M, G, T, P) are powers of 1000; binary prefixes (Ki, Mi,
 Gi, Ti) are powers of 1024. ``GB`` is therefore 1e9 bytes and ``GiB`` is 2**30
 bytes: spec files say which one they mean. A lower-case ``b`` means bits
 (``400 Gb/s`` = 50e9 bytes/s). Plain numbers are taken as already SI.
+
+Parsing is strict: the whole string must be one number and one unit, the number
+finite (``1e400 GB`` overflows to infinity and is refused, ``nan TFLOPS`` does
+not parse) and not negative. Ranges (at least 1 GB of memory...) are the
+spec's business: see :mod:`planner.specs.hardware`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -30,12 +36,30 @@ class UnitError(PlannerError):
     """A quantity string that does not parse in the expected unit."""
 
 
+_MAX_QUANTITY_CHARS = 64  # '989.5 TFLOPS' is 12: a longer string is not a quantity
+
+
+def _show(value: object) -> str:
+    """``repr(value)``, clipped: a hostile value can be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _split(text: str, units_regex: str, what: str) -> tuple[float, str, str]:
     s = str(text).strip().replace(",", "").replace("_", "")
-    m = re.fullmatch(_NUM + r"\s*" + _PREFIX + r"\s*(?P<unit>" + units_regex + r")", s)
+    m = re.fullmatch(_NUM + r"\s*" + _PREFIX + r"\s*(?P<unit>" + units_regex + r")", s) if len(s) <= _MAX_QUANTITY_CHARS else None
     if not m:
-        raise UnitError(f"cannot read {text!r} as {what}")
+        raise UnitError(f"cannot read {_show(text)} as {what}")
     return float(m.group("num")), m.group("prefix") or "", m.group("unit")
+
+
+def _checked(n: float, value: object, what: str) -> float:
+    """``n`` if finite and not negative: ``1e400 GB`` overflows to inf, YAML's ``.nan`` is a float."""
+    if not math.isfinite(n):
+        raise UnitError(f"{what} must be a finite number, got {_show(value)}")
+    if n < 0:
+        raise UnitError(f"{what} must not be negative, got {_show(value)}")
+    return n
 
 
 def _scale(prefix: str) -> float:
@@ -56,9 +80,7 @@ def parse_bytes(value: object) -> float:
     if n is None:
         num, prefix, unit = _split(str(value), r"B|bytes?|b|bits?", "a size (e.g. '80 GB' or '80 GiB')")
         n = num * _scale(prefix) / (8.0 if unit in ("b", "bit", "bits") else 1.0)
-    if n < 0:
-        raise UnitError(f"size must not be negative, got {value!r}")
-    return n
+    return _checked(n, value, "size")
 
 
 def parse_bandwidth(value: object) -> float:
@@ -68,9 +90,7 @@ def parse_bandwidth(value: object) -> float:
         num, prefix, unit = _split(str(value), r"B/s|Bps|b/s|bps|bit/s", "a bandwidth (e.g. '3.35 TB/s' or '400 Gb/s')")
         bits = unit in ("b/s", "bps", "bit/s")
         n = num * _scale(prefix) / (8.0 if bits else 1.0)
-    if n < 0:
-        raise UnitError(f"bandwidth must not be negative, got {value!r}")
-    return n
+    return _checked(n, value, "bandwidth")
 
 
 def parse_flops(value: object) -> float:
@@ -79,11 +99,9 @@ def parse_flops(value: object) -> float:
     if n is None:
         num, prefix, _ = _split(str(value), r"FLOPS|FLOP/s|flops|flop/s|OPS|ops|OP/s", "a rate (e.g. '989.5 TFLOPS')")
         if prefix in _BINARY:
-            raise UnitError(f"binary prefixes make no sense for FLOP/s: {value!r}")
+            raise UnitError(f"binary prefixes make no sense for FLOP/s: {_show(value)}")
         n = num * _DECIMAL[prefix]
-    if n < 0:
-        raise UnitError(f"FLOP/s must not be negative, got {value!r}")
-    return n
+    return _checked(n, value, "FLOP/s")
 
 
 _TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0, "d": 86400.0,
@@ -95,13 +113,11 @@ def parse_seconds(value: object) -> float:
     n = _plain_number(value)
     if n is None:
         s = str(value).strip()
-        m = re.fullmatch(_NUM + r"\s*(?P<unit>s|ms|us|µs|ns|min|h|days|d)", s)
+        m = re.fullmatch(_NUM + r"\s*(?P<unit>s|ms|us|µs|ns|min|h|days|d)", s) if len(s) <= _MAX_QUANTITY_CHARS else None
         if not m:
-            raise UnitError(f"cannot read {value!r} as a time (e.g. '2 us', '300 ms')")
+            raise UnitError(f"cannot read {_show(value)} as a time (e.g. '2 us', '300 ms')")
         n = float(m.group("num")) * _TIME[m.group("unit")]
-    if n < 0:
-        raise UnitError(f"time must not be negative, got {value!r}")
-    return n
+    return _checked(n, value, "time")
 
 
 def parse_watts(value: object) -> float:
@@ -110,9 +126,7 @@ def parse_watts(value: object) -> float:
     if n is None:
         num, prefix, _ = _split(str(value), r"W", "a power (e.g. '700 W')")
         n = num * _DECIMAL[prefix]
-    if n < 0:
-        raise UnitError(f"power must not be negative, got {value!r}")
-    return n
+    return _checked(n, value, "power")
 
 
 Bytes = Annotated[float, BeforeValidator(parse_bytes)]

@@ -11,10 +11,14 @@ reason instead of numbers; it never raises.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..catalog import SpecError, get_model, get_system
+from ..errors import PlannerError
+from ..files import FileInputError, read_text
+from ..limits import MAX_CONCURRENCY, MAX_CSV_FIELD_CHARS, MAX_CSV_ROWS, MAX_GPUS, MAX_REQUEST_TOKENS
 from ..cost.serving import ServingError, ServingEstimate, ServingPlan, estimate_serving
 from ..specs.model import ModelSpec
 
@@ -32,12 +36,22 @@ class RowResult:
     model: ModelSpec | None = None
 
 
-def _int(v: str | None, default: int = 1) -> int:
-    try:
-        x = int(float(v)) if v not in (None, "") else default
-    except ValueError:
+class RowError(PlannerError):
+    """A row that cannot be read (a malformed value); it becomes the row's reason, never a crash."""
+
+
+def _int(v: str | None, default: int = 1, column: str = "value", hi: int = MAX_GPUS) -> int:
+    """A count column: empty or 0 means "not set" (``default``); otherwise a whole number from 1 to ``hi``,
+    else :class:`RowError` naming the column."""
+    if v is None or not str(v).strip():
         return default
-    return x if x > 0 else default
+    try:
+        x = float(v)
+    except ValueError:
+        raise RowError(f"{column} {str(v)[:40]!r} is not a number") from None
+    if not math.isfinite(x) or x != int(x) or not 0 <= x <= hi:
+        raise RowError(f"{column} must be a whole number from 0 to {hi:,}, got {str(v)[:40]!r}")
+    return int(x) if x > 0 else default
 
 
 def resolve_model(path: str, model_dir: str | Path | None, cache: dict[str, ModelSpec | str]) -> ModelSpec | str:
@@ -73,11 +87,15 @@ def resolve_model(path: str, model_dir: str | Path | None, cache: dict[str, Mode
     return result
 
 
+def _col(row: dict[str, str], column: str, default: int = 1, hi: int = MAX_GPUS) -> int:
+    return _int(row.get(column), default, column, hi)
+
+
 def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, model: ModelSpec) -> ServingPlan:
-    tp = _int(row.get(f"{prefix}tp_size"))
-    dp = _int(row.get(f"{prefix}attention_dp_size"))
-    ep = _int(row.get(f"{prefix}moe_ep_size"))
-    moe_tp = _int(row.get(f"{prefix}moe_tp_size"))
+    tp = _col(row, f"{prefix}tp_size")
+    dp = _col(row, f"{prefix}attention_dp_size")
+    ep = _col(row, f"{prefix}moe_ep_size")
+    moe_tp = _col(row, f"{prefix}moe_tp_size")
     moe = model.is_moe
     # No engine splits attention heads unevenly: a tp that does not divide the heads
     # is the world size of a worker with attention data parallelism (TensorRT-LLM's
@@ -97,7 +115,7 @@ def _plan(row: dict[str, str], prefix: str, precision: str, backend: str, model:
         dp = ep * moe_tp // tp
     elif ep * moe_tp < tp * dp and (tp * dp) % moe_tp == 0:
         ep = tp * dp // moe_tp
-    return ServingPlan(tp=tp, dp=dp, pp=_int(row.get(f"{prefix}pp_size")), ep=ep if moe else None,
+    return ServingPlan(tp=tp, dp=dp, pp=_col(row, f"{prefix}pp_size"), ep=ep if moe else None,
                        moe_tp=moe_tp if moe else None,
                        precision=precision, backend=backend)  # type: ignore[arg-type]
 
@@ -106,13 +124,17 @@ def _rank_batches(row: dict[str, str], prefix: str) -> int:
     """How many batches of ``batch_size`` a worker runs: with attention data parallelism
     stated in the row, the batch size is per attention-DP rank (AIConfigurator's
     convention), so the worker holds ``batch_size x attention_dp_size`` requests."""
-    return _int(row.get(f"{prefix}attention_dp_size"))
+    return _col(row, f"{prefix}attention_dp_size")
 
 
 def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
                  cache: dict[str, ModelSpec | str] | None = None) -> RowResult:
-    rid = row.get("id", "")
+    """One row -> its estimate, or a one-line reason (unknown model or system, a malformed or out-of-range
+    value, a row with more or fewer fields than the header, an impossible layout)."""
+    rid = row.get("id") or ""
     cache = cache if cache is not None else {}
+    if row.get(EXTRA_FIELDS) or any(v is None for k, v in row.items() if k != EXTRA_FIELDS):
+        return RowResult(rid, None, None, "the row has more or fewer fields than the header")
     model = resolve_model(row.get("model_path", ""), model_dir, cache)
     if isinstance(model, str):
         return RowResult(rid, None, None, model)
@@ -128,9 +150,9 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
         return RowResult(rid, None, None, f"unknown backend {backend!r}")
     if precision == "fp4" and not system.accelerator.has_native("fp4"):
         precision = "fp8"  # NVFP4 checkpoints run as fp8 math where there are no FP4 tensor cores
-    isl, osl = _int(row.get("isl"), 0), _int(row.get("osl"), 0)
     mode = row.get("mode", "agg")
     try:
+        isl, osl = _col(row, "isl", 0, MAX_REQUEST_TOKENS), _col(row, "osl", 0, MAX_REQUEST_TOKENS)
         if mode == "disagg":
             pb, pw = row.get("prefill_batch_size"), row.get("prefill_num_workers")
             db, dw = row.get("decode_batch_size"), row.get("decode_num_workers")
@@ -138,23 +160,55 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
                 return RowResult(rid, None, None, "disaggregated row without batch sizes and worker counts")
             dplan = _plan(row, "decode_", precision, backend, model)
             pplan = _plan(row, "prefill_", precision, backend, model)
-            est = estimate_serving(model, system, dplan, isl, osl, _int(db) * _rank_batches(row, "decode_"),
+            est = estimate_serving(model, system, dplan, isl, osl,
+                                   _col(row, "decode_batch_size", hi=MAX_CONCURRENCY) * _rank_batches(row, "decode_"),
                                    mode="disagg", prefill_plan=pplan,
-                                   prefill_batch=_int(pb) * _rank_batches(row, "prefill_"),
-                                   prefill_workers=_int(pw), decode_workers=_int(dw))
+                                   prefill_batch=_col(row, "prefill_batch_size", hi=MAX_CONCURRENCY)
+                                   * _rank_batches(row, "prefill_"),
+                                   prefill_workers=_col(row, "prefill_num_workers"),
+                                   decode_workers=_col(row, "decode_num_workers"))
         else:
             if not row.get("batch_size"):
                 return RowResult(rid, None, None, "no concurrency (batch_size)")
             plan = _plan(row, "", precision, backend, model)
-            est = estimate_serving(model, system, plan, isl, osl, _int(row.get("batch_size")) * _rank_batches(row, ""))
-    except (ServingError, ValueError) as e:
-        return RowResult(rid, None, None, str(e).splitlines()[0])
+            est = estimate_serving(model, system, plan, isl, osl,
+                                   _col(row, "batch_size", hi=MAX_CONCURRENCY) * _rank_batches(row, ""))
+    except (ServingError, ValueError) as e:  # RowError, PlannerError and pydantic's errors are ValueErrors
+        return RowResult(rid, None, None, (str(e).splitlines() or [type(e).__name__])[0])
     return RowResult(rid, est.ttft_ms, est.tpot_ms, "", est, model)
 
 
+EXTRA_FIELDS = "\x00extra"  # the key under which csv.DictReader puts a row's fields beyond the header's
+
+
 def read_rows(path: str | Path) -> list[dict[str, str]]:
-    with Path(path).open() as f:
-        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+    """The rows of a CSV with a header (lines starting with ``#`` skipped), read through
+    :func:`planner.files.read_text` (regular file, size bound, UTF-8). A field longer than
+    ``MAX_CSV_FIELD_CHARS``, more than ``MAX_CSV_ROWS`` rows or text that is not CSV refuse the file
+    (one line naming it and the line); a row with more or fewer fields than the header is kept for
+    :func:`estimate_row` to give its reason."""
+    import io
+
+    p = Path(path)
+    text = read_text(p, "a CSV file with the columns of measured_serving.csv")
+    lines = [line for line in io.StringIO(text, newline="") if not line.startswith("#")]
+    reader = csv.DictReader(lines, restkey=EXTRA_FIELDS)
+    rows: list[dict[str, str]] = []
+    try:
+        for row in reader:
+            if len(rows) >= MAX_CSV_ROWS:
+                raise FileInputError(f"{p}: more than {MAX_CSV_ROWS:,} rows")
+            for v in row.values():
+                for x in (v if isinstance(v, list) else [v]):
+                    if x is not None and len(x) > MAX_CSV_FIELD_CHARS:
+                        raise FileInputError(f"{p} line {reader.line_num}: a field longer than "
+                                             f"{MAX_CSV_FIELD_CHARS:,} characters")
+            rows.append(row)
+    except csv.Error as exc:
+        raise FileInputError(f"{p} line {reader.line_num}: not readable as CSV ({exc})") from None
+    if reader.fieldnames is not None and any(len(h) > MAX_CSV_FIELD_CHARS for h in reader.fieldnames):
+        raise FileInputError(f"{p}: a header field longer than {MAX_CSV_FIELD_CHARS:,} characters")
+    return rows
 
 
-__all__ = ["RowResult", "estimate_row", "read_rows", "resolve_model"]
+__all__ = ["RowError", "RowResult", "estimate_row", "read_rows", "resolve_model"]

@@ -1,0 +1,109 @@
+"""The searches as the public API gives them: every answer leaves as a plan document that passed the gate.
+
+The searches (:mod:`planner.search`) choose plans and know nothing of documents (search never imports plans);
+this layer builds each answer's document (:mod:`planner.plans`) and passes it through
+:func:`planner.plans.check`. A refusal there is a bug in the planner, not in the input: it raises
+:class:`~planner.plans.GateFailure` (a ``RuntimeError``, so the CLI exits 1 with the reason).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .catalog import get_model, get_system
+from .cost.serving import ServingError
+from .limits import MAX_REQUEST_TOKENS, check_int
+from .moe.placement import ExpertCluster, Placement
+from .plans import (
+    SLO,
+    PlacementDocument,
+    ServingDocument,
+    Traffic,
+    TrainingDocument,
+    gated,
+    placement_document,
+    training_document,
+)
+from .plans.refs import remember
+from .plans.serving import serving_document
+from .search.serving import ServeSearchResult, search_serving
+from .search.training import TrainSearchResult, search_training
+from .specs.hardware import System
+from .specs.model import ModelSpec
+
+
+def search_train(model: str | ModelSpec, gpu: str | System, gpus: int, seq_len: int, global_batch: int,
+                 **options: Any) -> TrainSearchResult:
+    """Search the training plans of a job (:func:`planner.search.training.search_training`).
+
+    ``global_batch`` is in sequences. ``options``: ``objective`` ("time", "cost", "deadline"), ``tokens``,
+    ``budget_usd``, ``deadline_s``, ``top``, ``dtypes``, ``pareto``, ``refine``, ``max_memory_fraction``,
+    ``price_per_gpu_hour``, ``recompute``, ``partial_recompute``, ``zero_stages``, ``base``, ``progress``.
+    Returns the best plan, the next ones, the binding constraints, the partition solver's status and the best
+    plan's document (``plan_document``); the best plan, the alternatives and the Pareto plans all passed the
+    gate.
+    """
+    m, s = get_model(model), get_system(gpu)
+    res = search_training(m, s, gpus, seq_len, global_batch, **options)
+    remember(m, s)
+    doc = gated(training_document(res.best, m, s), "training plan")
+    for i, est in enumerate(res.alternatives + (res.pareto or [])):
+        if est is not res.best:
+            gated(training_document(est, m, s), f"training plan (alternative {i + 1})")
+    assert isinstance(doc, TrainingDocument)
+    return res.model_copy(update={"plan_document": doc.to_json()})
+
+
+def search_serve(model: str | ModelSpec, gpu: str | System, gpus: int, isl: int, osl: int, ttft_ms: float,
+                 tpot_ms: float, rate: float | None = None, *, max_request_tokens: int | None = None,
+                 source: str = "flags", **options: Any) -> ServeSearchResult:
+    """Search the serving plans of a deployment (:func:`planner.search.serving.search_serving`): the best
+    aggregated and disaggregated answers meeting the TTFT / TPOT SLOs (milliseconds) for requests of ``isl``
+    prompt and ``osl`` output tokens, sized for ``rate`` requests/s on at most ``gpus`` GPUs.
+
+    ``max_request_tokens``: the longest request (prompt + output; a trace's maximum) the engines must hold
+    [default: ``isl + osl``]; ``source``: "flags" or "trace". ``options``: ``precisions``, ``backend``,
+    ``disagg``, ``objective``. Each answer's document (``plan_documents``, the best one ``plan_document``)
+    passed the gate.
+    """
+    m, s = get_model(model), get_system(gpu)
+    isl = check_int(isl, "--isl", hi=MAX_REQUEST_TOKENS)
+    osl = check_int(osl, "--osl", hi=MAX_REQUEST_TOKENS)
+    if max_request_tokens is not None:
+        max_request_tokens = check_int(max_request_tokens, "max_request_tokens", lo=2, hi=2 * MAX_REQUEST_TOKENS)
+    longest = max(max_request_tokens or 0, isl + osl)
+    if m.max_seq_len and longest > m.max_seq_len:
+        what = "the longest request" if max_request_tokens and max_request_tokens >= isl + osl else "isl + osl"
+        raise ServingError(f"{what} ({longest} tokens, prompt + output) exceeds {m.name}'s {m.max_seq_len}-token "
+                           f"context")
+    res = search_serving(m, s, gpus, isl, osl, ttft_ms, tpot_ms, rate=rate, max_request_tokens=longest, **options)
+    remember(m, s)
+    traffic = Traffic(rate_rps=rate, isl=isl, osl=osl, max_request_tokens=longest,
+                      source="trace" if source == "trace" else "flags")
+    slo = SLO(ttft_ms=float(ttft_ms), tpot_ms=float(tpot_ms))
+    docs: dict[str, dict[str, Any]] = {}
+    for choice in ("aggregated", "disaggregated"):
+        if getattr(res, choice) is None:
+            continue
+        doc = gated(serving_document(res, m, s, choice=choice, gpu_budget=gpus, traffic=traffic, slo=slo),
+                    f"{choice} serving plan")
+        assert isinstance(doc, ServingDocument)
+        docs[choice] = doc.model_dump(mode="json", by_alias=True)
+    return res.model_copy(update={"plan_documents": docs, "plan_document": docs[res.best]})
+
+
+def placement_plan(placement: Placement, model: str | ModelSpec, cluster: ExpertCluster, *,
+                   system: str | System | None = None, weight_bytes_per_param: float = 1.0,
+                   solver: dict[str, Any] | None = None) -> PlacementDocument:
+    """The expert placement document of a solved placement (:func:`planner.place_experts`), after the gate:
+    one row per MoE layer, every expert placed with shares summing to 1, the slots within ``system``'s memory."""
+    m = get_model(model)
+    s = get_system(system) if system is not None else None
+    remember(m, *([s] if s is not None else []))
+    doc = gated(placement_document(placement, m, cluster, system=s, weight_bytes_per_param=weight_bytes_per_param,
+                                   solver=solver), "expert placement")
+    assert isinstance(doc, PlacementDocument)
+    return doc
+
+
+__all__ = ["placement_plan", "search_serve", "search_train"]

@@ -1,0 +1,216 @@
+"""The plan documents: one pydantic model per kind of answer, each with a versioned JSON Schema.
+
+Every answer the planner gives leaves as one of these (``--json``, saved plan files, what exporters read):
+
+* :class:`ServingDocument`   - ``"schema": "planner.serving-plan"``: an aggregated or disaggregated deployment
+  (pools of workers with their layout, the traffic it is sized for, the SLOs, the predictions)
+* :class:`PlacementDocument` - ``"schema": "planner.expert-placement"``: MoE experts (and replicas) on GPUs
+* :class:`FleetDocument`     - ``"schema": "planner.fleet-plan"``: serving pools over several GPU types (the
+  fleet issue fills it in; today it holds serving documents per GPU type)
+* the training plan document (``"schema": "planner.training-plan"``) is :mod:`planner.plans.training`
+
+Documents are self-contained: they embed the model and system specs they were computed for
+(:class:`ModelRef`, :class:`SystemRef`), so a plan for a custom ``config.json`` or hardware YAML can be checked
+and exported later without those files. A re-imported document is hostile input: :func:`planner.plans.check`
+validates it against these models (strict types: ``"tp": "8"`` is refused) and then its semantics.
+
+The models are strict (``extra="forbid"``, no type coercion) and every number is bounded
+(:mod:`planner.limits`). A document's ``schema_version`` is a string ``"MAJOR.MINOR"``; a reader accepts exactly
+the versions listed in :data:`READABLE_VERSIONS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import limits as L
+from ..cost.serving import ServingPlan
+
+#: The versions each reader accepts (exact strings: "1", "1.x", 1.0 or "1.0.1" are refused).
+READABLE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "planner.serving-plan": ("1.0",),
+    "planner.expert-placement": ("1.0",),
+    "planner.fleet-plan": ("1.0",),
+}
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+Name = str  # names are checked for control characters by the gate (they reach scripts, quoted)
+
+
+class ModelRef(BaseModel):
+    """The model a plan is for: its name, Hugging Face id and the full spec (:class:`planner.ModelSpec` fields)."""
+
+    model_config = _STRICT
+
+    name: Name = Field(min_length=1, max_length=200)
+    hf_id: Name | None = Field(None, max_length=200)
+    spec: dict[str, Any] = Field(description="ModelSpec.model_dump(mode='json'): re-validated on import")
+
+
+class SystemRef(BaseModel):
+    """The hardware a plan is for: its name and the full spec (:class:`planner.System` fields)."""
+
+    model_config = _STRICT
+
+    name: Name = Field(min_length=1, max_length=200)
+    spec: dict[str, Any] = Field(description="System.model_dump(mode='json'): re-validated on import")
+
+
+class Traffic(BaseModel):
+    """The traffic a serving deployment is sized for."""
+
+    model_config = _STRICT
+
+    rate_rps: float | None = Field(None, gt=0, le=L.MAX_RATE, description="requests per second to serve "
+                                   "(None: as many as the GPUs hold)")
+    isl: int = Field(ge=1, le=L.MAX_REQUEST_TOKENS, description="prompt tokens per request (mean of a trace)")
+    osl: int = Field(ge=1, le=L.MAX_REQUEST_TOKENS, description="output tokens per request (mean of a trace)")
+    max_request_tokens: int = Field(ge=2, le=2 * L.MAX_REQUEST_TOKENS, description="the longest request (prompt + "
+                                    "output): what max-model-len must hold")
+    source: Literal["flags", "trace"] = "flags"
+
+
+class SLO(BaseModel):
+    model_config = _STRICT
+
+    ttft_ms: float = Field(gt=0, le=L.MAX_SLO_S * 1e3)
+    tpot_ms: float = Field(gt=0, le=L.MAX_SLO_S * 1e3)
+
+
+class PoolPrediction(BaseModel):
+    """What the serving model predicts for one worker of a pool at its concurrency."""
+
+    model_config = _STRICT
+
+    ttft_ms: float = Field(ge=0)
+    tpot_ms: float = Field(ge=0)
+    tokens_per_s_per_gpu: float = Field(ge=0)
+    requests_per_s: float = Field(ge=0, description="requests one worker completes per second")
+    weights_bytes: float = Field(ge=0, description="weights per GPU")
+    peak_bytes: float = Field(ge=0, description="weights + workspace + KV cache at the concurrency, per GPU")
+    capacity_bytes: float = Field(gt=0, description="usable memory per GPU")
+    max_concurrency: int = Field(ge=0, description="requests of the sized length whose KV cache fits")
+
+
+class ServingPool(BaseModel):
+    """Identical workers (engine instances) of one role."""
+
+    model_config = _STRICT
+
+    role: Literal["aggregated", "prefill", "decode"]
+    plan: ServingPlan
+    workers: int = Field(ge=1, le=L.MAX_GPUS)
+    gpus_per_worker: int = Field(ge=1, le=L.MAX_GPUS)
+    gpus: int = Field(ge=1, le=L.MAX_GPUS, description="workers x gpus_per_worker")
+    concurrency: int = Field(ge=1, le=L.MAX_CONCURRENCY, description="requests in flight per worker (the engine's "
+                             "max batch)")
+    max_model_len: int = Field(ge=2, le=L.MAX_POSITIONS, description="context length the engine is started with")
+    predicted: PoolPrediction
+
+
+class ServingPrediction(BaseModel):
+    """The deployment as a whole."""
+
+    model_config = _STRICT
+
+    ttft_ms: float = Field(ge=0)
+    tpot_ms: float = Field(ge=0)
+    tokens_per_s_per_gpu: float = Field(ge=0)
+    tokens_per_s_per_user: float = Field(ge=0)
+    requests_per_s: float = Field(ge=0, description="requests per second the whole deployment sustains")
+    cost_per_hour_usd: float | None = Field(None, ge=0)
+    cost_per_million_tokens_usd: float | None = Field(None, ge=0)
+
+
+class Engine(BaseModel):
+    model_config = _STRICT
+
+    name: Literal["vllm", "sglang", "trtllm"]
+    version: str = Field(min_length=1, max_length=40, description="the engine release the timing constants and the "
+                         "exported flags are for")
+
+
+class ServingDocument(BaseModel):
+    """A serving deployment: one ``aggregated`` pool, or a ``prefill`` and a ``decode`` pool."""
+
+    model_config = _STRICT
+
+    schema_: Literal["planner.serving-plan"] = Field("planner.serving-plan", alias="schema")
+    schema_version: Literal["1.0"] = "1.0"
+    model: ModelRef
+    system: SystemRef
+    mode: Literal["aggregated", "disaggregated"]
+    engine: Engine
+    gpu_budget: int = Field(ge=1, le=L.MAX_GPUS, description="the GPUs the search was allowed (--gpus)")
+    gpus: int = Field(ge=1, le=L.MAX_GPUS, description="GPUs the deployment uses (sum over pools)")
+    traffic: Traffic
+    slo: SLO | None = None
+    pools: list[ServingPool] = Field(min_length=1, max_length=2)
+    prediction: ServingPrediction
+
+
+class PlacementDocument(BaseModel):
+    """MoE experts (and their replicas) on GPUs: physical slot ``g * slots_per_gpu + s`` is slot ``s`` of GPU
+    ``g``; ``physical_to_logical[l][slot]`` the expert it holds in layer ``l``; ``replica_share`` the share of that
+    expert's tokens the slot takes (0 for an empty slot)."""
+
+    model_config = _STRICT
+
+    schema_: Literal["planner.expert-placement"] = Field("planner.expert-placement", alias="schema")
+    schema_version: Literal["1.0"] = "1.0"
+    model: ModelRef
+    system: SystemRef | None = Field(None, description="the GPU whose memory the expert slots were checked against")
+    weight_bytes_per_param: float = Field(1.0, gt=0, le=8, description="bytes per expert parameter (1 = fp8, "
+                                          "2 = bf16) for the memory check")
+    gpus: int = Field(ge=1, le=L.MAX_GPUS)
+    gpus_per_node: int = Field(ge=1, le=L.MAX_GPUS)
+    slots_per_gpu: int = Field(ge=1, le=L.MAX_EXPERTS)
+    num_logical_experts: int = Field(ge=1, le=L.MAX_EXPERTS)
+    num_redundant_experts: int = Field(ge=0, le=L.MAX_EXPERTS)
+    physical_to_logical: list[list[int]] = Field(min_length=1, max_length=L.MAX_LAYERS)
+    replica_share: list[list[float]] = Field(min_length=1, max_length=L.MAX_LAYERS)
+    solver: dict[str, Any] | None = Field(None, description="status, objective, bound, gap of the placer")
+    note: str = ""
+
+
+class FleetPool(BaseModel):
+    """The part of a fleet on one GPU type: a serving document and the traffic share it takes."""
+
+    model_config = _STRICT
+
+    gpu: Name
+    traffic_share: float = Field(ge=0, le=1)
+    serving: ServingDocument
+
+
+class FleetDocument(BaseModel):
+    """Serving over several GPU types (filled in by the fleet planner)."""
+
+    model_config = _STRICT
+
+    schema_: Literal["planner.fleet-plan"] = Field("planner.fleet-plan", alias="schema")
+    schema_version: Literal["1.0"] = "1.0"
+    model: ModelRef
+    pools: list[FleetPool] = Field(min_length=1, max_length=64)
+    cost_per_hour_usd: float | None = Field(None, ge=0)
+    solver: dict[str, Any] | None = None
+
+
+__all__ = [
+    "READABLE_VERSIONS",
+    "SLO",
+    "Engine",
+    "FleetDocument",
+    "FleetPool",
+    "ModelRef",
+    "PlacementDocument",
+    "PoolPrediction",
+    "ServingDocument",
+    "ServingPool",
+    "ServingPrediction",
+    "SystemRef",
+    "Traffic",
+]
