@@ -40,7 +40,7 @@ def main() -> None:
         times, d = [], {}
         for _ in range(args.runs):
             t = time.perf_counter()
-            r = subprocess.run([sys.executable, "-m", "planner", "experts", "--synthetic", "--json", *flags],
+            r = subprocess.run([sys.executable, "-m", "planner", "experts", "--synthetic", "--json", "--timings", *flags],
                                cwd=ROOT, capture_output=True, text=True, check=True)
             times.append(time.perf_counter() - t)
             d = json.loads(r.stdout)

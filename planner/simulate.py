@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,8 @@ def trace_requests(path: str | Path, limit: int | None = None) -> list[Request]:
 
     if limit is not None:
         limit = check_int(limit, "number of requests", hi=MAX_REQUESTS)
+    if not isinstance(path, (str, os.PathLike)):
+        raise SimulationError(f"a trace path must be a str or Path, got {type(path).__name__}")
     p = Path(path)
     text = read_text(p, "a request trace CSV (arrived_at, num_prefill_tokens, num_decode_tokens)")
     reader = csv.reader(io.StringIO(text, newline=""))

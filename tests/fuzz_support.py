@@ -25,9 +25,10 @@ import shlex
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CASE_TIMEOUT_S = 10.0  # one case (a CLI run or an API call); longer is a hang
 SLOW_S = 3.0  # cases slower than this are listed in the summary (not failures)
@@ -37,7 +38,7 @@ ANY = "any"  # possibly valid: exit 0 or 2
 
 #: Warning categories Python does not show by default (everything else would reach a user's stderr).
 _HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
-_PY_WARNING_TEXT = re.compile(r"(:\d+: \w*Warning: |^\w*Warning: )", re.M)
+_PY_WARNING_TEXT = re.compile(r"(:\d+: \w*Warning: |^\w*Warning: )", re.MULTILINE)
 
 #: Whole-suite tallies (printed at the end of the session by test_fuzz.py).
 STATS: dict[str, Any] = {"cases": 0, "seconds": 0.0, "problems": [], "slow": [], "by_test": {}, "outcomes": {}}
@@ -198,7 +199,7 @@ class Recorder:
         self.problems: list[str] = []
         self.cases = 0
 
-    def _record(self, problem: str | None, repro: str, seconds: float, outcome: str = "") -> None:
+    def record(self, problem: str | None, repro: str, seconds: float, outcome: str = "") -> None:
         self.cases += 1
         tally = STATS["outcomes"].setdefault(self.name, {})
         tally[outcome] = tally.get(outcome, 0) + 1
@@ -222,13 +223,13 @@ class Recorder:
         outcome = f"{expect}: " + ("hang" if run.hang else "crash" if run.crash else f"exit {run.code}")
         if run.code == 0 and expect == ANY:  # what was accepted (the report file lists it, to review the oracles)
             STATS.setdefault("accepted", []).append(f"[{self.name}] {reproducer(argv, note)}"[:300])
-        self._record(cli_problem(run, expect), reproducer(argv, note), run.seconds, outcome)
+        self.record(cli_problem(run, expect), reproducer(argv, note), run.seconds, outcome)
         return run
 
     def api(self, label: str, call: Callable[[], Any], expect: str, timeout_s: float = CASE_TIMEOUT_S) -> None:
         exc, hung, seconds = run_api(call, timeout_s)
         outcome = f"{expect}: " + ("hang" if hung else "returned" if exc is None else type(exc).__name__)
-        self._record(api_problem(exc, hung, expect), label, seconds, outcome)
+        self.record(api_problem(exc, hung, expect), label, seconds, outcome)
 
     def check(self) -> None:
         """Fail with every problem found (deduplicated), the first 60 in full."""
@@ -417,13 +418,14 @@ def _main() -> None:
 
     limit = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
-    import planner.cli  # noqa: F401  (imported before any time limit runs)
+    import planner.cli
     import planner.moe.solver  # noqa: F401
 
     results = []
     for argv in json.loads(sys.stdin.read()):
         run = run_cli(argv, timeout_s=5.0)
-        results.append({"problem": cli_problem(run, REJECT), "seconds": run.seconds})
+        outcome = f"{REJECT}: " + ("hang" if run.hang else "crash" if run.crash else f"exit {run.code}")
+        results.append({"problem": cli_problem(run, REJECT), "seconds": run.seconds, "outcome": outcome})
     sys.stdout.write(json.dumps(results))
 
 

@@ -12,7 +12,7 @@ issue 10, each with its expected exit code. The session prints the number of cas
 from __future__ import annotations
 
 import copy
-import csv
+import io
 import itertools
 import json
 import math
@@ -27,16 +27,16 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from fuzz_support import (
+    ANY, REJECT, STATS, Num, Recorder, deep_json, delete_at, drop_flag, finite, get_at, is_number, known_names,
+    leaf_paths, mapping_paths, name_expect, number_expect, path_text, read_number, replace_flag, reproducer, run_cli,
+    set_at,
+)
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 import planner
 from planner import limits as L
-from fuzz_support import (
-    ANY, REJECT, STATS, Num, Recorder, delete_at, drop_flag, finite, get_at, is_number, known_names, leaf_paths,
-    mapping_paths, name_expect, number_expect, path_text, read_number, replace_flag, reproducer, run_cli, set_at,
-    deep_json,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN, INF = float("nan"), float("inf")
@@ -58,9 +58,9 @@ def fuzz_settings(examples: int):
 def scratch(tmp_path_factory, request):
     """The working directory of every case (hostile input must never create files in it), under a memory
     bound; the heavy modules are imported first so that a time limit never interrupts an import."""
-    import planner.moe.solver  # noqa: F401  (ortools)
+    import planner.cli  # the app
+    import planner.moe.solver  # ortools
     import planner.search.partition  # noqa: F401  (pulp)
-    import planner.cli  # noqa: F401
 
     path = tmp_path_factory.mktemp("fuzz")
     old_cwd = os.getcwd()
@@ -72,13 +72,12 @@ def scratch(tmp_path_factory, request):
     yield path
     os.chdir(old_cwd)
     resource.setrlimit(resource.RLIMIT_AS, old_limit)
-    _print_summary(request.config)
+    request.config.add_cleanup(lambda: _print_summary(request.config))  # after the run, outside output capture
 
 
 def _print_summary(config) -> None:
-    lines = [f"fuzz: {STATS['cases']} cases in {STATS['seconds']:.1f} s "
-             f"({', '.join(f'{k} {v}' for k, v in sorted(STATS['by_test'].items()))}); "
-             f"{len(STATS['problems'])} problems"]
+    tests = ", ".join(f"{k} {v}" for k, v in sorted(STATS["by_test"].items()))
+    lines = [f"fuzz: {STATS['cases']} cases in {STATS['seconds']:.1f} s ({tests}); {len(STATS['problems'])} problems"]
     lines += [f"fuzz: slow case {s}" for s in STATS["slow"][:20]]
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     for line in lines:
@@ -209,7 +208,7 @@ def numeric_case(draw, table):
 def test_numeric_flags(scratch):
     rec = Recorder("numeric", scratch)
 
-    @fuzz_settings(700)
+    @fuzz_settings(600)
     @given(numeric_case(NUMERIC))
     def run(case):
         argv, expect = case
@@ -330,9 +329,9 @@ HW_VALUES: list[Any] = [
 HW_RAW: list[str | bytes] = [
     "!!python/object/apply:os.system ['echo pwned > PWNED']\n",
     "name: !!python/object/apply:os.system ['echo pwned > PWNED']\n",
-    "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-    "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"),
     "name: " + "[" * 20000 + "]" * 20000 + "\n",
     "", "- a\n- list\n", "null\n", "name: [unclosed\n", "\t\tname: tabs\n",
     bytes(range(256)) * 16, b"\xef\xbb\xbfname: h100\n\x00\x00",
@@ -465,9 +464,7 @@ def config_consistent(cfg: dict) -> bool:
     if _whole(experts) and _whole(k) and experts >= 1 and k > experts:
         return False
     mlp_only = cfg.get("mlp_only_layers")
-    if isinstance(mlp_only, list) and any(not _whole(i) or not 0 <= i < layers for i in mlp_only):
-        return False
-    return True
+    return not (isinstance(mlp_only, list) and any(not _whole(i) or not 0 <= i < layers for i in mlp_only))
 
 
 def config_expect(cfg: dict, key: Any, value: Any, op: str) -> str:
@@ -540,7 +537,7 @@ def test_config_json(scratch):
     @fuzz_settings(250)
     @given(config_case())
     def run(case):
-        text, op, key, value, expect, moe, consumer, note = case
+        text, _op, _key, _value, expect, moe, consumer, note = case
         f = str(case_file(scratch, ".json", text))
         rec.cli(["specs", "validate", f], expect, note)
         rec.cli(_config_consumers(f, moe)[consumer], expect, note)
@@ -722,9 +719,11 @@ def routing_case(draw, docs):
             arrays[k] = np.asarray(v, dtype=object)
     if op == "set" and key == "format":
         expect = ANY  # .npz files carry no format field
-    if any(a.dtype == object for a in arrays.values()) or (op == "set" and value is None and key != "model"):
-        expect = REJECT if any(a.dtype == object for a in arrays.values()) else expect
-    buf = __import__("io").BytesIO()
+    if op == "set" and value is None:  # no array is written: as if deleted
+        expect = routing_expect(kind, key, None, "delete")
+    if any(a.dtype == object for a in arrays.values()):  # a ragged array: np.load refuses it (no pickles)
+        expect = REJECT
+    buf = io.BytesIO()
     np.savez(buf, **arrays)
     return kind, suffix, buf.getvalue(), expect, note
 
@@ -791,6 +790,7 @@ def serving_documents(scratch) -> list[dict]:
 def export_targets() -> list[str]:
     """The ``--to`` choices of ``planner export``."""
     import typer.main
+
     from planner.cli import app
 
     command = typer.main.get_command(app)
@@ -854,8 +854,8 @@ TRAIN_REQUIRED = TRAIN_DEGREES | {("schema",), ("schema_version",), ("model", "n
 def training_doc_expect(doc0: dict, path: tuple, value: Any, op: str) -> str:
     if op == "raw":
         return REJECT
-    if op == "add":
-        return ANY
+    if op == "add":  # the documents are strict: an unknown field is refused (but in a mapping by name)
+        return ANY if path[-1:] in (("peak_flops",), ("breakdown",)) else REJECT
     if op == "delete":
         return REJECT if path in TRAIN_REQUIRED else ANY
     if isinstance(value, float) and not math.isfinite(value):
@@ -899,13 +899,15 @@ def serving_doc_expect(doc0: dict, path: tuple, value: Any, op: str) -> str:
     if op == "raw":
         return REJECT
     if op == "add":
-        return ANY if in_spec or path[:1] == ("solver",) else REJECT
+        return ANY if path[-1:] == ("peak_flops",) or path[:1] == ("solver",) else REJECT
     if op == "delete":
         if in_spec or path in SERVE_OPTIONAL_DELETE or (path[0] == "pools" and path[2] == "plan"):
             return ANY
         return REJECT
     if isinstance(value, float) and not math.isfinite(value):
         return REJECT
+    if value is None and path in SERVE_OPTIONAL_DELETE:
+        return ANY
     old = get_at(doc0, path)
     if in_spec:
         return embedded_spec_expect(path, old, value)
@@ -981,20 +983,17 @@ def document_case(draw, doc0: dict, expect_fn):
     return json.dumps(doc), expect_fn(doc0, path, value, op), f"{path_text(path)} = {value!r}"[:160]
 
 
-def _document_consumers(f: str, targets: list[str]) -> list[list[str]]:
-    return [["check", f]] + [["export", f, "--to", t] for t in targets]
-
-
 def test_training_documents(scratch, training_document):
+    """Mutated training plan documents through ``planner check`` and ``planner export`` to two of its targets."""
     rec = Recorder("training-docs", scratch)
     targets = export_targets()
 
-    @fuzz_settings(100)
-    @given(document_case(training_document, training_doc_expect))
-    def run(case):
+    @fuzz_settings(130)
+    @given(document_case(training_document, training_doc_expect), st.permutations(targets))
+    def run(case, order):
         content, expect, note = case
         f = str(case_file(scratch, ".json", content))
-        for argv in _document_consumers(f, targets):
+        for argv in [["check", f]] + [["export", f, "--to", t] for t in order[:2]]:
             rec.cli(argv, expect, note)
 
     run()
@@ -1002,16 +1001,18 @@ def test_training_documents(scratch, training_document):
 
 
 def test_serving_documents(scratch, serving_documents):
+    """Mutated serving plan documents (aggregated and disaggregated) through ``planner check`` and ``planner
+    export`` to two of its targets."""
     rec = Recorder("serving-docs", scratch)
     targets = export_targets()
 
-    @fuzz_settings(80)
+    @fuzz_settings(110)
     @given(st.integers(0, len(serving_documents) - 1).flatmap(
-        lambda i: document_case(serving_documents[i], serving_doc_expect)))
-    def run(case):
+        lambda i: document_case(serving_documents[i], serving_doc_expect)), st.permutations(targets))
+    def run(case, order):
         content, expect, note = case
         f = str(case_file(scratch, ".json", content))
-        for argv in _document_consumers(f, targets):
+        for argv in [["check", f]] + [["export", f, "--to", t] for t in order[:2]]:
             rec.cli(argv, expect, note)
 
     run()
@@ -1022,19 +1023,20 @@ def test_serving_documents(scratch, serving_documents):
 # special files (a folder, a FIFO, /dev/zero, empty, 70 MB, binary, deep nesting)
 # ---------------------------------------------------------------------------
 
-def _special_consumers(f: Path) -> list[list[str]]:
-    s = str(f)
-    return [
-        ["specs", "validate", s],
-        ["estimate", "train", "-m", s, "-g", "h100", "-n", "8", "--gbs", "8", "--seq", "2048"],
-        ["estimate", "train", "-m", "llama-3.1-8b", "-g", s, "-n", "8", "--gbs", "8", "--seq", "2048"],
-        ["simulate", "-m", "qwen3-8b", "-g", "h100", "--trace", s, "--requests", "20"],
-        ["serve", "-m", "qwen3-8b", "-g", "h100", "-n", "8", "--ttft", "2s", "--tpot", "100ms", "--trace", s],
-        ["experts", "-m", ROUTING_MODEL, "--gpus", "8", "--trace", s, "--time-limit", "0.5"],
-        ["export", s, "--to", "megatron"],
-        ["check", s],
-        ["estimate", "serve", "--from-csv", s],
-    ]
+#: (the suffix a reader expects, argv with {f} for the file)
+SPECIAL_CONSUMERS: list[tuple[str, list[str]]] = [
+    (".json", ["specs", "validate", "{f}"]),
+    (".yaml", ["specs", "validate", "{f}"]),
+    (".json", ["estimate", "train", "-m", "{f}", "-g", "h100", "-n", "8", "--gbs", "8", "--seq", "2048"]),
+    (".yaml", ["estimate", "train", "-m", "llama-3.1-8b", "-g", "{f}", "-n", "8", "--gbs", "8", "--seq", "2048"]),
+    (".csv", ["simulate", "-m", "qwen3-8b", "-g", "h100", "--trace", "{f}", "--requests", "20"]),
+    (".csv", ["serve", "-m", "qwen3-8b", "-g", "h100", "-n", "8", "--ttft", "2s", "--tpot", "100ms", "--trace", "{f}"]),
+    (".csv", ["estimate", "serve", "--from-csv", "{f}"]),
+    (".json", ["experts", "-m", ROUTING_MODEL, "--gpus", "8", "--trace", "{f}", "--time-limit", "0.5"]),
+    (".npz", ["experts", "-m", ROUTING_MODEL, "--gpus", "8", "--trace", "{f}", "--time-limit", "0.5"]),
+    (".json", ["export", "{f}", "--to", "megatron"]),
+    (".json", ["check", "{f}"]),
+]
 
 
 def _make_special(folder: Path, kind: str, suffix: str) -> Path:
@@ -1068,37 +1070,18 @@ def test_special_files(scratch):
     cases = []
     for kind in SPECIAL_KINDS:
         for suffix in (".json", ".yaml", ".csv", ".npz"):
-            f = _make_special(folder, kind, suffix)
-            for argv in _special_consumers(f):
-                reader_suffix = {"validate": None, "-m": ".json", "-g": ".yaml", "--trace": None,
-                                 "export": ".json", "check": ".json", "--from-csv": ".csv"}
-                want = next((v for k, v in reader_suffix.items() if k in argv), None)
-                if argv[0] in ("simulate", "serve"):
-                    want = ".csv"
-                if argv[0] == "experts":
-                    want = suffix if suffix in (".json", ".npz") else None
-                if argv[0] == "specs":
-                    want = suffix if suffix in (".json", ".yaml") else None
-                if argv[0] == "estimate" and argv[1] == "train":
-                    want = ".json" if argv[3] == str(f) else ".yaml"
-                if want == suffix:
-                    cases.append((argv, kind))
+            f = str(_make_special(folder, kind, suffix))
+            cases += [([a.replace("{f}", f) for a in argv], kind) for want, argv in SPECIAL_CONSUMERS if want == suffix]
     runner = Path(__file__).with_name("fuzz_support.py")
     limit = str(2 * 2**30)
     proc = subprocess.run([sys.executable, str(runner), limit], input=json.dumps([a for a, _ in cases]),
-                          capture_output=True, text=True, timeout=600, cwd=scratch)
+                          capture_output=True, text=True, timeout=600, cwd=scratch, check=False)
     assert proc.returncode == 0, f"runner died: {proc.returncode} {proc.stderr[-2000:]}"
     results = json.loads(proc.stdout)
     rec = Recorder("special-files", scratch)
     assert len(results) == len(cases)
     for (argv, kind), res in zip(cases, results):
-        rec.problems += [f"{res['problem']} :: {reproducer(argv, kind)}"] if res["problem"] else []
-        rec.cases += 1
-        STATS["cases"] += 1
-        STATS["seconds"] += res["seconds"]
-        STATS["by_test"]["special-files"] = STATS["by_test"].get("special-files", 0) + 1
-        if res["problem"]:
-            STATS["problems"].append(f"[special-files] {res['problem']} :: {reproducer(argv, kind)}")
+        rec.record(res["problem"], reproducer(argv, kind), res["seconds"], res["outcome"])
     rec.check()
 
 
@@ -1132,22 +1115,21 @@ def _bad_nonfinite(v):
 @pytest.fixture(scope="module")
 def api_targets(scratch):
     """(label, argument, is-bad predicate, call taking the value): one argument of one API function at a time."""
+    from planner import simulate as sim
     from planner.cost.serving import ServingPlan, estimate_serving
     from planner.moe.placement import ExpertCluster
-    from planner.moe.trace import load_routing
-    from planner import simulate as sim
 
     qwen, h100 = planner.get_model("qwen3-8b"), planner.get_system("h100")
     moe = planner.get_model(ROUTING_MODEL)
     stats = planner.moe.synthetic_trace(moe, tokens=64, seed=3).stats()
     plan = ServingPlan(tp=1, backend="vllm")
     requests = sim.poisson_requests(2.0, 20, 512, 64)
-    train_kw = dict(gpus=8, tp=1, pp=1, cp=1, micro_batch=1, global_batch=8, seq_len=2048)
-    search_kw: dict[str, Any] = dict(gpus=8, seq_len=2048, global_batch=64, refine=False)
-    synth_kw: dict[str, Any] = dict(tokens=64, seed=0)
-    cluster_kw: dict[str, Any] = dict(gpus=8, gpus_per_node=8, num_experts=32)
-    serve_kw: dict[str, Any] = dict(isl=512, osl=64, concurrency=4)
-    poisson_kw: dict[str, Any] = dict(rate=2.0, n=20, isl=512, osl=64)
+    train_kw = {"gpus": 8, "tp": 1, "pp": 1, "cp": 1, "micro_batch": 1, "global_batch": 8, "seq_len": 2048}
+    search_kw: dict[str, Any] = {"gpus": 8, "seq_len": 2048, "global_batch": 64, "refine": False}
+    synth_kw: dict[str, Any] = {"tokens": 64, "seed": 0}
+    cluster_kw: dict[str, Any] = {"gpus": 8, "gpus_per_node": 8, "num_experts": 32}
+    serve_kw: dict[str, Any] = {"isl": 512, "osl": 64, "concurrency": 4}
+    poisson_kw: dict[str, Any] = {"rate": 2.0, "n": 20, "isl": 512, "osl": 64}
 
     def search(**kw):
         args = {**search_kw, **kw}
@@ -1200,6 +1182,13 @@ def api_targets(scratch):
                         lambda v, arg=arg: sim.simulate(qwen, h100, plan, requests, **{arg: v})))
     targets.append(("simulate.goodput(percentile=...)", lambda v: not finite(v) or not 0 < v <= 100,
                     lambda v: sim.goodput(qwen, h100, plan, requests, 1000.0, 100.0, percentile=v)))
+    if hasattr(planner, "search_serve"):
+        serve_search_kw: dict[str, Any] = {"gpus": 8, "isl": 1024, "osl": 128, "ttft_ms": 1000.0, "tpot_ms": 50.0}
+        for arg, bad in (("gpus", _bad_count(L.MAX_GPUS)), ("isl", _bad_count(L.MAX_REQUEST_TOKENS)),
+                         ("osl", _bad_count(L.MAX_REQUEST_TOKENS)), ("ttft_ms", _bad_positive(L.MAX_SLO_S * 1e3)),
+                         ("tpot_ms", _bad_positive(L.MAX_SLO_S * 1e3)), ("rate", _bad_positive(L.MAX_RATE))):
+            targets.append((f"search_serve({arg}=...)", bad, lambda v, arg=arg: planner.search_serve(
+                "qwen3-8b", "h100", **{**serve_search_kw, arg: v})))
     return targets
 
 
@@ -1209,8 +1198,8 @@ API_PATHS = ["", "/", "/dev/null", "/nonexistent/x.json", "../../etc/passwd", "z
 
 @pytest.fixture(scope="module")
 def api_path_targets(scratch):
-    from planner.moe.trace import load_routing
     from planner import simulate as sim
+    from planner.moe.trace import load_routing
 
     empty_dir = scratch / "empty-dir"
     empty_dir.mkdir(exist_ok=True)
@@ -1239,6 +1228,13 @@ def test_python_api(scratch, api_targets, api_path_targets):
     def names(target, value):
         label, fn = target
         rec.api(f"{label}({value!r})", lambda: fn(value), REJECT)
+
+    nested: Any = {}
+    for _ in range(5000):
+        nested = {"plan": nested}
+    for i, obj in enumerate([None, [], "plan", 5, {}, {"schema": "planner.training-plan"}, nested,
+                             {"schema": "planner.serving-plan", "schema_version": "1.0"}]):
+        rec.api(f"check(hostile object {i})", lambda obj=obj: planner.check(obj), REJECT)
 
     numbers()
     names()
@@ -1283,7 +1279,7 @@ FROM_CSV_HEADER = ("id,model_path,system,backend,precision,mode,isl,osl,batch_si
 
 
 @pytest.fixture(scope="module")
-def files(scratch, routing_docs, training_document) -> dict[str, str]:
+def files(scratch, routing_docs, training_document, serving_documents) -> dict[str, str]:
     """Every input file the regression cases name."""
     d = scratch / "regression"
     d.mkdir()
@@ -1360,6 +1356,15 @@ def files(scratch, routing_docs, training_document) -> dict[str, str]:
     plan_variant("no_tp", ("plan", "tp"), None, delete=True)
     plan_variant("tp_string", ("plan", "tp"), "8")
     plan_variant("name_newline", ("model", "name"), "llama-3.1-8b\necho pwned > PWNED\n#")
+    serving = serving_documents[0]
+    f["serving_ok"] = _write_json(d, "serving_ok.json", serving)
+    for name, path, value in (("gpus0", ("gpus",), 0), ("workers3", ("pools", 0, "workers"), 3),
+                              ("version", ("schema_version",), "1.x"), ("tp_string", ("pools", 0, "plan", "tp"), "8"),
+                              ("slo_unmet", ("slo", "ttft_ms"), 1.0),
+                              ("name_newline", ("model", "name"), "qwen3-8b\necho pwned > PWNED\n#")):
+        v = copy.deepcopy(serving)
+        set_at(v, path, value)
+        f[f"serving_{name}"] = _write_json(d, f"serving_{name}.json", v)
     f["plan_deep"] = str(d / "plan_deep.json")
     Path(f["plan_deep"]).write_text(deep_json(100_000))
     return f
@@ -1379,7 +1384,7 @@ def _with_model(argv: list[str], model: str) -> list[str]:
 def _regressions() -> list[tuple[str, list[str], Any]]:
     """(id, argv with {file} placeholders, expected exit code, or a tuple of acceptable ones)."""
     cases: list[tuple[str, list[str], Any]] = []
-    add = lambda name, argv, code=2: cases.append((name, argv, code))  # noqa: E731
+    add = lambda name, argv, code=2: cases.append((name, argv, code))
     # plans not checked on re-import (planner export / planner check)
     for v in ("tp3", "dp7", "gpus0", "gpus15", "unfit", "peak1e15", "version0", "version1", "version2", "version3",
               "no_tp", "tp_string", "deep"):
@@ -1461,6 +1466,12 @@ def _regressions() -> list[tuple[str, list[str], Any]]:
     add("valid-routing-tokens", EXPERTS_BASE + ["--trace", "{routing_ok}"], 0)
     add("valid-routing-stats", EXPERTS_BASE + ["--trace", "{routing_stats_ok}"], 0)
     add("valid-from-csv", ["estimate", "serve", "--from-csv", "{from_csv_ok}"], 0)
+    for v in ("gpus0", "workers3", "version", "tp_string", "slo_unmet", "name_newline"):
+        add(f"check-serving-{v}", ["check", f"{{serving_{v}}}"])
+        add(f"export-serving-{v}-vllm", ["export", f"{{serving_{v}}}", "--to", "vllm"])
+    add("valid-serving-check", ["check", "{serving_ok}"], 0)
+    for to in ("vllm", "sglang", "trtllm", "k8s"):
+        add(f"valid-serving-export-{to}", ["export", "{serving_ok}", "--to", to], 0)
     add("valid-plan-check", ["check", "{plan_ok}"], 0)
     for to in ("megatron", "torchtitan", "deepspeed", "slurm"):
         add(f"valid-plan-export-{to}", ["export", "{plan_ok}", "--to", to], 0)
@@ -1549,7 +1560,7 @@ def _runs_anything(script: str, workdir: Path) -> list[str]:
     empty_bin = workdir / "bin"
     empty_bin.mkdir()
     subprocess.run([shutil.which("bash") or "/bin/bash", "-c", SANDBOX], cwd=workdir, env={"PATH": str(empty_bin), "HOME": str(workdir)},
-                   capture_output=True, timeout=30)
+                   capture_output=True, timeout=30, check=False)
     return sorted(p.name for p in workdir.glob("PWNED*"))
 
 
@@ -1628,3 +1639,24 @@ def test_sandbox_sees_injection(tmp_path):
     assert _runs_anything(script.format(name), tmp_path / "bare") == ["PWNED"]
     assert _runs_anything(script.format(shlex.quote(name)), tmp_path / "quoted") == []
     assert _runs_anything(script.format('"$(echo pwned > PWNED)"'), tmp_path / "substitution") == ["PWNED"]
+
+
+def test_harness_classifies_runs():
+    """The classification the whole suite relies on: what counts as fine and what as a failure."""
+    from fuzz_support import Hang, Run, cli_problem, time_limit
+
+    ok_error = Run(["x"], code=2, stderr="error: bad value\n")
+    assert cli_problem(ok_error, REJECT) is None
+    assert cli_problem(Run(["x"], code=0), ANY) is None
+    assert "accepted" in cli_problem(Run(["x"], code=0), REJECT)
+    assert "exit 1" in cli_problem(Run(["x"], code=1, stderr="error: internal error: KeyError\n"), ANY)
+    assert "one 'error:' line" in cli_problem(Run(["x"], code=2, stderr="error: a\nerror: b\n"), ANY)
+    assert "one 'error:' line" in cli_problem(Run(["x"], code=2, stderr="bad\n"), ANY)
+    assert "traceback" in cli_problem(Run(["x"], code=2, stderr="Traceback (most recent call last):\n"), ANY)
+    assert "warning" in cli_problem(Run(["x"], code=2, stderr="error: a\n", warnings=["RuntimeWarning: x"]), ANY)
+    assert "warning" in cli_problem(Run(["x"], code=0, stderr="a.py:3: RuntimeWarning: overflow\n"), ANY)
+    assert "hang" in cli_problem(Run(["x"], hang=True), ANY)
+    assert "strict JSON" in cli_problem(Run(["x", "--json"], code=0, stdout='{"a": NaN}'), ANY)
+    with pytest.raises(Hang), time_limit(0.2):
+        while True:
+            pass

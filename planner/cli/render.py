@@ -177,7 +177,11 @@ def refuse_overwrite(output: Path | None, flag: str, inputs: dict[str, Any]) -> 
         if value is None:
             continue
         path = Path(str(value))
-        if path.exists() and same_file(output, path):
+        try:
+            is_input = path.exists() and same_file(output, path)
+        except (OSError, ValueError):  # a name too long or with a NUL byte is no file (its loader says so)
+            is_input = False
+        if is_input:
             fail(f"{flag} {output} is the {name} input; refusing to write over it (choose another file)")
 
 

@@ -11,7 +11,7 @@ import typer
 import planner
 from .render import console, fail, gb, print_json, refuse_overwrite, refuse_unused, table
 from planner.limits import (MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
-                            MAX_SLO_S, check_int, check_number)
+                            MAX_SLO_S, check_number)
 from planner.cost.serving import ServingPlan, estimate_serving
 from planner.validate.serving_rows import estimate_row, read_rows
 
@@ -59,7 +59,7 @@ def estimate_serve(
         fail(f"unknown precision {precision!r}; choose bf16, fp16, fp8, int4 or fp4")
     if backend not in ("trtllm", "vllm", "sglang"):
         fail(f"unknown backend {backend!r}; choose trtllm, vllm or sglang")
-    m = planner.get_model(model, model_dir=model_dir)  # type: ignore[arg-type]
+    m = _model(model, model_dir)  # type: ignore[arg-type]
     s = planner.get_system(gpu)  # type: ignore[arg-type]
     est = estimate_serving(m, s, _plan(tp, pp, dp, ep, precision, backend), isl, osl, concurrency)  # type: ignore[arg-type]
     if not est.fits:
@@ -95,13 +95,28 @@ def estimate_serve(
     console.print("[dim]assumptions: " + "; ".join(est.assumptions) + "[/dim]", highlight=False)
 
 
+def _model(model: str, model_dir: Optional[Path]) -> planner.ModelSpec:
+    """``--model``, resolved through ``--model-dir`` only when it is neither built in nor a file (a
+    ``--model-dir`` that resolves nothing would be silently ignored: it is an error)."""
+    if model_dir is None:
+        return planner.get_model(model)
+    try:
+        m = planner.get_model(model)
+    except planner.SpecError:
+        return planner.get_model(model, model_dir=model_dir)
+    fail(f"--model-dir does nothing: --model {model} is {'a file' if Path(model).exists() else 'built in'} "
+         f"({m.name})")
+
+
 def _batch(path: Path, out: Optional[Path], model_dir: Optional[Path]) -> None:
     """Every row of a CSV -> ``id,ttft_ms,tpot_ms,reason`` (a row the model cannot take, or a malformed one,
     gets its reason; the file itself is read by :func:`planner.validate.serving_rows.read_rows`)."""
     import io
 
     rows = read_rows(path)
-    if rows and "id" not in rows[0]:
+    if not rows:
+        fail(f"{path}: no rows (expected a header and rows with the columns of measured_serving.csv)")
+    if "id" not in rows[0]:
         fail(f"{path}: no 'id' column (expected the columns of measured_serving.csv)")
     cache: dict = {}
     buf = io.StringIO()

@@ -530,8 +530,8 @@ def _check_arguments(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     or one :class:`ServingError` line naming the first one outside."""
     if not isinstance(model, ModelSpec) or not isinstance(system, System):
         raise ServingError("estimate_serving takes a ModelSpec and a System (planner.get_model / planner.get_system)")
-    for p in (plan, prefill_plan):
-        if p is not None and not isinstance(p, ServingPlan):
+    for p, optional in ((plan, False), (prefill_plan, True)):
+        if not isinstance(p, ServingPlan) and not (optional and p is None):
             raise ServingError(f"a serving plan must be a ServingPlan, got {type(p).__name__}")
     if mode not in ("agg", "disagg"):
         raise ServingError(f"unknown mode {mode!r}; choose agg or disagg"[:200])

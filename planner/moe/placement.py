@@ -113,6 +113,8 @@ def expert_slots(model: ModelSpec, gpu_memory_bytes: float, weight_bytes: float 
     """Expert slots per GPU per layer the memory model allows: the share ``1 - reserve`` of
     the GPU's memory over the routed-expert weights of all MoE layers (``weight_bytes`` per
     parameter; the rest is left for attention weights, KV cache and activations)."""
+    if not isinstance(model, ModelSpec):
+        raise PlacementError(f"expected a ModelSpec (planner.get_model), got {type(model).__name__}")
     moe = model.moe
     if moe is None:
         raise PlacementError(f"{model.name} has no experts")

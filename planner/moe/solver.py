@@ -31,6 +31,11 @@ excess in the decomposition).
   of the last sweep's subproblem gaps, and a global lower bound on ``J`` (the
   load term's bound, ``max(1, heaviest replica / mean)`` per layer, with the
   communication terms bounded by 0) with the gap to it.
+
+Determinism: every time limit is counted in deterministic seconds (CP-SAT's
+``max_deterministic_time`` with one worker and a fixed seed; the heuristics and the
+building of each model charged by their size, :class:`_WorkClock`), never on the wall
+clock, so the same input gives the same placement on any machine and under any load.
 """
 
 from __future__ import annotations
@@ -75,8 +80,8 @@ class SolveResult:
 # decomposition
 # ---------------------------------------------------------------------------
 
-SOLVE_CHARGE_S = 1e-4  # work charged per variable or constraint of a CP-SAT subproblem (building and loading it)
-HEURISTIC_CHARGE_S = 5e-6  # work charged per item x GPU of one layer placed by the heuristics
+SOLVE_CHARGE_S = 5e-5  # work charged per variable or constraint of a CP-SAT subproblem (building and loading it)
+HEURISTIC_CHARGE_S = 4e-6  # work charged per item x GPU of one layer placed by the heuristics
 
 
 class _WorkClock:
@@ -599,6 +604,8 @@ def _check_inputs(stats: RoutingStats, cluster: ExpertCluster, weights: Weights 
         if max_imbalance is not None:
             check_number(max_imbalance, "max imbalance (max / mean GPU load)", lo=1.0, lo_open=False,
                          hi=MAX_IMBALANCE)
+        if weights is not None and not isinstance(weights, Weights):
+            raise PlacementError(f"weights must be a planner.moe.Weights, got {type(weights).__name__}")
         w = weights or Weights()
         for name in ("load", "comm", "traffic"):
             check_number(getattr(w, name), f"weight {name}", lo=0.0, lo_open=False, hi=MAX_LINK_COST)

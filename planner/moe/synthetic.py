@@ -45,6 +45,8 @@ _MAX_LAYER_ELEMENTS = 1 << 26  # tokens x experts of one layer's float32 logits 
 
 def moe_shape(model: ModelSpec) -> tuple[int, int, int]:
     """(MoE layers, routed experts, top-k) of a catalog model."""
+    if not isinstance(model, ModelSpec):
+        raise TraceError(f"expected a ModelSpec (planner.get_model), got {type(model).__name__}")
     if model.moe is None:
         raise TraceError(f"{model.name} has no experts")
     layers = sum(1 for l in range(model.num_layers) if model.is_moe_layer(l))

@@ -30,6 +30,7 @@ what is wrong.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,7 +159,8 @@ def _scalar(value, name: str, where: str, lo: int, hi: int) -> int:
     if arr.size != 1 or arr.ndim > 1:
         raise TraceError(f"{where}: '{name}' must be a single whole number, got an array of shape {arr.shape}")
     v = arr.reshape(()).item()
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v != int(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not np.isfinite(v)) \
+            or v != int(v):
         raise TraceError(f"{where}: '{name}' must be a whole number, got {v!r}"[:200])
     v = int(v)
     if not lo <= v <= hi:
@@ -226,6 +228,10 @@ def _from_arrays(get, where: str, num_experts: int | None) -> RoutingTrace | Rou
         raise TraceError(f"{where}: 'transitions' must be [{n_layers - 1}, {e}, {e}], got {trans.shape}")
     if num_experts is not None and e > num_experts:
         raise TraceError(f"{where}: {e} experts per layer exceed the model's {num_experts}")
+    declared = get("num_experts")
+    if declared is not None and _scalar(declared, "num_experts", where, 1, MAX_EXPERTS) != e:
+        raise TraceError(f"{where}: declares {_scalar(declared, 'num_experts', where, 1, MAX_EXPERTS)} experts, but "
+                         f"'load' has {e} per layer")
     k = _scalar(k, "top_k", where, 1, e)
     tokens = get("tokens")
     if tokens is not None:
@@ -283,6 +289,8 @@ def load_routing(path: str | Path, num_experts: int | None = None) -> RoutingTra
     JSON); every error is a one-line :class:`TraceError` naming the file."""
     from ..files import FileInputError, parse_json, read_bytes, read_text
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TraceError(f"a routing trace path must be a str or Path, got {type(path).__name__}")
     p = Path(path)
     where = p.name
     if num_experts is not None:

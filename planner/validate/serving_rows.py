@@ -191,23 +191,31 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
 
     p = Path(path)
     text = read_text(p, "a CSV file with the columns of measured_serving.csv")
-    lines = [line for line in io.StringIO(text, newline="") if not line.startswith("#")]
-    reader = csv.DictReader(lines, restkey=EXTRA_FIELDS)
+    # comment lines become empty lines (skipped like blank ones) so that line numbers stay the file's
+    lines = ["\n" if line.startswith("#") else line for line in io.StringIO(text, newline="")]
+    reader = csv.reader(lines)
+    header: list[str] | None = None
     rows: list[dict[str, str]] = []
     try:
-        for row in reader:
+        for fields in reader:
+            if any(len(x) > MAX_CSV_FIELD_CHARS for x in fields):
+                raise FileInputError(f"{p} line {reader.line_num}: a field longer than {MAX_CSV_FIELD_CHARS:,} "
+                                     f"characters")
+            if not fields:
+                continue
+            if header is None:
+                header = fields
+                continue
             if len(rows) >= MAX_CSV_ROWS:
                 raise FileInputError(f"{p}: more than {MAX_CSV_ROWS:,} rows")
-            for v in row.values():
-                for x in (v if isinstance(v, list) else [v]):
-                    if x is not None and len(x) > MAX_CSV_FIELD_CHARS:
-                        raise FileInputError(f"{p} line {reader.line_num}: a field longer than "
-                                             f"{MAX_CSV_FIELD_CHARS:,} characters")
+            row: dict = dict(zip(header, fields))
+            if len(fields) < len(header):
+                row.update({h: None for h in header[len(fields):]})  # as csv.DictReader: missing fields are None
+            elif len(fields) > len(header):
+                row[EXTRA_FIELDS] = fields[len(header):]
             rows.append(row)
     except csv.Error as exc:
         raise FileInputError(f"{p} line {reader.line_num}: not readable as CSV ({exc})") from None
-    if reader.fieldnames is not None and any(len(h) > MAX_CSV_FIELD_CHARS for h in reader.fieldnames):
-        raise FileInputError(f"{p}: a header field longer than {MAX_CSV_FIELD_CHARS:,} characters")
     return rows
 
 
