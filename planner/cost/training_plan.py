@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PlannerError
+from ..limits import MAX_TOKENS, MAX_USD, check_number
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 
@@ -98,10 +99,13 @@ class TrainingEstimate(BaseModel):
     assumptions: list[str]
 
     def time_to_train_s(self, tokens: float) -> float:
-        return tokens / self.tokens_per_s
+        """Seconds to train ``tokens`` tokens at this plan's throughput."""
+        return check_number(tokens, "tokens", hi=MAX_TOKENS) / self.tokens_per_s
 
     def cost_to_train_usd(self, tokens: float, price_per_gpu_hour: float) -> float:
-        return self.time_to_train_s(tokens) / 3600.0 * self.num_gpus * price_per_gpu_hour
+        """Dollars to train ``tokens`` tokens on ``num_gpus`` GPUs at ``price_per_gpu_hour``."""
+        price = check_number(price_per_gpu_hour, "price per GPU-hour", lo=0, lo_open=False, hi=MAX_USD)
+        return self.time_to_train_s(tokens) / 3600.0 * self.num_gpus * price
 
 
 # ---------------------------------------------------------------------------

@@ -224,7 +224,8 @@ def check_training(doc: TrainingDocument, where: str) -> tuple[ModelSpec, System
     * the derived fields agree (num_microbatches, expert_tp); divisibility of heads, layers, experts and batch
       (:func:`planner.cost.training_plan.check_plan`);
     * memory by the planner's own model: re-estimated with :func:`planner.cost.training.estimate_training`,
-      the plan must fit, the document must say so, and its peak and step time must agree within 1 %.
+      the plan must fit, the document must say so, and every memory part it states (weights, gradients, optimizer,
+      activations, other, peak) and its step time must agree within 1 %.
 
     Returns the model, system and re-estimate; raises :class:`~planner.plans.refs.PlanCheckError`.
     """
@@ -277,9 +278,12 @@ def check_training(doc: TrainingDocument, where: str) -> tuple[ModelSpec, System
     e = doc.estimate
     if not e.fits:
         raise PlanCheckError(f"{where}: estimate.fits is false: the document says the plan does not fit in memory")
-    if not close(e.memory.peak_bytes, mem.peak_bytes):
-        raise PlanCheckError(f"{where}: estimate.memory.peak_bytes is {e.memory.peak_bytes:.4g}; the planner's memory "
-                             f"model gives {mem.peak_bytes:.4g} bytes per GPU (more than 1 % apart)")
+    for part in ("peak_bytes", "weights_bytes", "gradients_bytes", "optimizer_bytes", "activations_bytes",
+                 "other_bytes"):
+        said, model_says = getattr(e.memory, part), getattr(mem, part)
+        if not close(said, model_says):
+            raise PlanCheckError(f"{where}: estimate.memory.{part} is {said:.4g}; the planner's memory model gives "
+                                 f"{model_says:.4g} bytes per GPU (more than 1 % apart)")
     if not close(e.memory.capacity_bytes, mem.capacity_bytes, 1e-9):
         raise PlanCheckError(f"{where}: estimate.memory.capacity_bytes is {e.memory.capacity_bytes:.6g}; "
                              f"{system.accelerator.name} has {mem.capacity_bytes:.6g}")
