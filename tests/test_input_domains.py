@@ -9,7 +9,6 @@ synthetic tokens) is refused before it starts, and the simulator stops at its it
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
@@ -21,7 +20,7 @@ import pytest
 
 import planner
 from planner import PlannerError
-from planner.cli import main
+from cli_in_process import cli
 from planner.cost.serving import ServingPlan, estimate_serving
 from planner.moe.placement import ExpertCluster, Weights, expert_slots
 from planner.moe.solver import place_experts
@@ -56,18 +55,6 @@ def refused(call, *expected: str, error: type[BaseException] = PlannerError) -> 
     for e in expected:
         assert e in msg, (e, msg)
     return msg
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run ``planner argv`` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def cli_refused(*argv: str, expect: str = "") -> str:

@@ -7,8 +7,6 @@ that could depend on the machine's speed, also runs twice as separate processes.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -21,24 +19,12 @@ import numpy as np
 import pytest
 
 import planner
-from planner.cli import main
+from cli_in_process import cli
 from planner.cli.render import TIMING_KEYS
 from planner.moe.synthetic import synthetic_trace
 from planner.moe.trace import save_routing
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """Run ``planner argv`` in-process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def refused(*argv: str, expect: str) -> str:
