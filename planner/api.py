@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from .catalog import get_model, get_system
-from .cost.serving import ServingError
+from .cost.serving import ServingError, ServingEstimate
+from .cost.training_plan import TrainingEstimate
 from .limits import MAX_REQUEST_TOKENS, check_int
 from .moe.placement import ExpertCluster, Placement
 from .plans import (
@@ -25,7 +26,7 @@ from .plans import (
     training_document,
 )
 from .plans.refs import remember
-from .plans.serving import serving_document
+from .plans.serving import serving_document, serving_document_from_estimate
 from .search.serving import ServeSearchResult, search_serving
 from .search.training import TrainSearchResult, search_training
 from .specs.hardware import System
@@ -106,4 +107,30 @@ def placement_plan(placement: Placement, model: str | ModelSpec, cluster: Expert
     return doc
 
 
-__all__ = ["placement_plan", "search_serve", "search_train"]
+def training_plan_document(est: TrainingEstimate, model: str | ModelSpec, system: str | System) -> dict[str, Any] | None:
+    """The plan document of one estimated training plan (``planner estimate train --json``), after the gate;
+    None when the plan does not fit in memory (no launcher should be handed it)."""
+    if not est.fits:
+        return None
+    m, s = get_model(model), get_system(system)
+    remember(m, s)
+    doc = gated(training_document(est, m, s), "training plan")
+    assert isinstance(doc, TrainingDocument)
+    return doc.to_json()
+
+
+def serving_plan_document(est: ServingEstimate, model: str | ModelSpec, system: str | System) -> dict[str, Any] | None:
+    """The plan document of one serving worker at its concurrency (``planner estimate serve --json``): one
+    aggregated replica on its own GPUs, after the gate; None when it does not fit."""
+    if not est.fits:
+        return None
+    m, s = get_model(model), get_system(system)
+    remember(m, s)
+    traffic = Traffic(rate_rps=None, isl=est.isl, osl=est.osl, max_request_tokens=est.isl + est.osl)
+    doc = gated(serving_document_from_estimate(est, m, s, gpu_budget=est.plan.gpus, traffic=traffic),
+                "serving plan")
+    assert isinstance(doc, ServingDocument)
+    return doc.model_dump(mode="json", by_alias=True)
+
+
+__all__ = ["placement_plan", "search_serve", "search_train", "serving_plan_document", "training_plan_document"]

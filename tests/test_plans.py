@@ -449,6 +449,46 @@ def test_cli_check_and_export_every_kind(capsys, tmp_path, train_doc, serve_docs
         assert code == 2 and err.startswith("error: --to") and len(err.strip().splitlines()) == 1
 
 
+def test_estimates_leave_as_documents_too(capsys, tmp_path):
+    """`estimate train --json` and `estimate serve --json` carry their plan's gated document: check and export
+    read them; a plan that does not fit carries none, and check says why."""
+    p = tmp_path / "train.json"
+    code, out, err = _cli(capsys, "estimate", "train", "-m", "llama-3.1-70b", "-g", "h100", "-n", "64", "--tp", "8",
+                          "--pp", "2", "--gbs", "512", "--seq", "8192", "--json")
+    assert code == 0, err
+    est = json.loads(out)
+    doc = est["plan_document"]
+    assert doc["plan"]["tp"] == 8 and doc["plan"]["pp"] == 2 and doc["system"]["num_gpus"] == 64
+    assert doc["estimate"]["step_time_s"] == est["step_time_s"]
+    p.write_text(out)
+    assert _cli(capsys, "check", str(p))[0] == 0
+    code, out, _ = _cli(capsys, "export", str(p), "--to", "megatron")
+    assert code == 0 and "--tensor-model-parallel-size 8" in out and "--pipeline-model-parallel-size 2" in out
+
+    p = tmp_path / "serve.json"
+    code, out, err = _cli(capsys, "estimate", "serve", "-m", "qwen3-8b", "-g", "h100", "--isl", "1000", "--osl", "200",
+                          "-c", "16", "--backend", "sglang", "--json")
+    assert code == 0, err
+    doc = json.loads(out)["plan_document"]
+    pool = doc["pools"][0]
+    assert (doc["mode"], pool["workers"], pool["concurrency"], doc["gpus"]) == ("aggregated", 1, 16, 1)
+    assert doc["traffic"]["max_request_tokens"] == 1200 and pool["max_model_len"] >= 1200
+    p.write_text(out)
+    assert _cli(capsys, "check", str(p))[0] == 0
+    code, out, _ = _cli(capsys, "export", str(p), "--to", "sglang")
+    assert code == 0 and "--max-running-requests 16" in out
+
+    p = tmp_path / "nofit.json"
+    code, out, _ = _cli(capsys, "estimate", "train", "-m", "llama-3.1-70b", "-g", "h100", "-n", "8", "--tp", "8",
+                        "--gbs", "512", "--seq", "8192", "--json")
+    assert code == 0 and json.loads(out)["fits"] is False and json.loads(out)["plan_document"] is None
+    p.write_text(out)
+    for args in (("check", str(p)), ("export", str(p), "--to", "slurm")):
+        code, _, err = _cli(capsys, *args)
+        assert code == 2 and err == f"error: {p}: holds no plan document: the estimated plan does not fit in memory " \
+            "(\"fits\": false), so there is nothing to check or launch\n"
+
+
 @pytest.mark.parametrize("name", ["num_gpus 0", "missing tp", "tp string", "peak 1e15", "dp 7", "fits false"])
 def test_cli_export_refuses_with_exit_2(capsys, tmp_path, train_doc, name):
     p = tmp_path / "bad.json"

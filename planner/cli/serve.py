@@ -72,7 +72,10 @@ def estimate_serve(
              f"{isl + osl} tokens on this plan ({mem.kv_capacity_tokens:,} KV tokens; weights take "  # type: ignore[operator]
              f"{gb(mem.weights_bytes)} GB of {gb(mem.usable_bytes)} GB usable per GPU)")
     if as_json:
-        print_json(est.model_dump(mode="json"))
+        from planner.api import serving_plan_document
+
+        # the worker as a document (after the gate) that `planner check` / `planner export` read
+        print_json({**est.model_dump(mode="json"), "plan_document": serving_plan_document(est, m, s)})
         return
     p = est.plan
     console.print(f"[bold]{m.name}[/bold] on [bold]{p.gpus} x {s.name}[/bold] ({backend}, {precision}): tp {p.tp}, "

@@ -127,7 +127,10 @@ def estimate_train(
     )
     price = planner.get_system(gpu).accelerator.price_per_hour_usd
     if as_json:
-        print_json(_train_json(est, tokens, price))
+        from planner.api import training_plan_document
+
+        # the plan as a document (after the gate) that `planner check` / `planner export` read; null if it does not fit
+        print_json({**_train_json(est, tokens, price), "plan_document": training_plan_document(est, model, gpu)})
     else:
         _render_train(est, tokens, price)
 

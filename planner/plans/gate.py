@@ -115,6 +115,9 @@ def unwrap(data: Any) -> Any:
         if isinstance(best, dict) and "plan_document" in best:
             return best["plan_document"]
         if "plan_document" in data:
+            if data["plan_document"] is None:  # `planner estimate ... --json` of a plan that does not fit
+                raise PlanCheckError("holds no plan document: the estimated plan does not fit in memory (\"fits\": "
+                                     "false), so there is nothing to check or launch")
             return data["plan_document"]
     return data
 
@@ -123,7 +126,11 @@ def check_file(path: str | Path) -> Document:
     """A plan document read from a file (:func:`planner.files.load_json`: regular files only, bounded size and
     depth) or the whole ``--json`` output of a search, through :func:`check`; errors start with the path."""
     data = load_json(path, "a plan document (JSON)")
-    return check(unwrap(data), where=str(path))
+    try:
+        inner = unwrap(data)
+    except PlanCheckError as exc:
+        raise PlanCheckError(f"{path}: {exc}") from None
+    return check(inner, where=str(path))
 
 
 def load_plan_document(path: str | Path) -> dict[str, Any]:
