@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import planner
 from test_cli import assert_one_line_error, run
 
 JOB = ["train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--seq", "8192", "--gbs", "256"]
@@ -38,12 +39,17 @@ def test_matches_estimate_train(result: dict) -> None:
     """The search's numbers are the estimator's: re-estimating the chosen plan gives the same step time."""
     b = result["best"]
     plan = b["plan"]
-    if plan["layers_per_chunk"] is not None or plan["recompute_per_stage"] is not None:
-        pytest.skip("the chosen plan uses a field `estimate train` has no flag for")
+    lists = [(flag, ",".join(map(str, plan[k]))) for flag, k in (("--layers-per-chunk", "layers_per_chunk"),
+                                                                  ("--recompute-per-stage", "recompute_per_stage"))
+             if plan[k] is not None]
     r = run("estimate", "train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--tp", str(b["tp"]),
             "--pp", str(b["pp"]), "--vpp", str(b["vpp"]), "--cp", str(b["cp"]), "--mbs", str(b["micro_batch"]),
             "--gbs", "256", "--seq", "8192", "--recompute", b["recompute"], "--zero", str(b["zero"]), "--json",
-            *(["--sp"] if plan["sp"] else ["--no-sp"]))
+            *(["--sp"] if plan["sp"] else ["--no-sp"]), "--attention", plan["attention"],
+            "--zero3-gather", plan["zero3_gather"],
+            "--overlap-grad-reduce" if plan["overlap_grad_reduce"] else "--no-overlap-grad-reduce",
+            "--grad-reduce-in-fp32" if plan["grad_reduce_in_fp32"] else "--no-grad-reduce-in-fp32",
+            *[x for pair in lists for x in pair])
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["step_time_s"] == pytest.approx(b["step_time_s"], rel=1e-9)
 
@@ -156,3 +162,88 @@ def test_pinned_choices() -> None:
         assert (e["plan"]["micro_batch"], e["plan"]["zero"], e["plan"]["recompute"]) == (2, 1, "selective")
     assert_one_line_error(run(*JOB, "--recompute", "most"), "invalid recompute modes")
     assert_one_line_error(run(*JOB, "--mbs", "one"), "--mbs takes whole numbers")
+
+
+# ---- every TrainingPlan field on `estimate train` (issue 11) ----------------------------------------------------
+
+EST = ("estimate", "train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus", "16", "--gbs", "64", "--seq", "4096")
+PLAN_FLAGS = {  # flag(s) -> the plan fields they set
+    ("--attention", "unfused"): {"attention": "unfused"},
+    ("--no-overlap-grad-reduce",): {"overlap_grad_reduce": False},
+    ("--no-grad-reduce-in-fp32",): {"grad_reduce_in_fp32": False},
+    ("--zero", "3", "--zero3-gather", "tensor"): {"zero": 3, "zero3_gather": "tensor"},
+    ("--pp", "2", "--layers-per-chunk", "15,17"): {"pp": 2, "layers_per_chunk": (15, 17)},
+    ("--pp", "2", "--recompute", "full", "--recompute-per-stage", "3,2"):
+        {"pp": 2, "recompute": "full", "recompute_per_stage": (3, 2)},
+}
+
+
+def test_every_plan_field_is_a_flag() -> None:
+    """Each TrainingPlan field a user sets from Python has a flag (num_gpus gives dp; dtype, sp, ... as before)."""
+    from cli_in_process import cli
+
+    from planner import TrainingPlan
+
+    import inspect
+
+    from planner.cli.train import estimate_train
+
+    decls = {d for p in inspect.signature(estimate_train).parameters.values()
+             for decl in getattr(p.default, "param_decls", ()) for d in decl.split("/")}
+    flags = {"micro_batch": "--mbs", "global_batch": "--gbs", "seq_len": "--seq"}
+    for field in TrainingPlan.model_fields:
+        if field == "dp":
+            continue
+        assert flags.get(field, "--" + field.replace("_", "-")) in decls, field
+    for argv, fields in PLAN_FLAGS.items():
+        code, out, err = cli(*EST, *argv, "--json")
+        assert code == 0, (argv, err)
+        d = json.loads(out)
+        for k, v in fields.items():
+            assert d["plan"][k] == (list(v) if isinstance(v, tuple) else v), (argv, k)
+        py = planner.estimate_train("llama-3.1-8b", "h100", gpus=16, global_batch=64, seq_len=4096, **fields)
+        assert d["step_time_s"] == pytest.approx(py.step_time_s, rel=1e-12), argv
+        assert d["memory"]["peak_bytes"] == pytest.approx(py.memory.peak_bytes, rel=1e-12), argv
+
+
+def test_plan_flags_change_what_they_should() -> None:
+    from cli_in_process import cli
+
+    def est(*argv: str) -> dict:
+        code, out, err = cli(*EST, *argv, "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    base = est()
+    # 16-bit gradients: exactly half the fp32 gradient bytes
+    assert est("--no-grad-reduce-in-fp32")["memory"]["gradients_bytes"] == pytest.approx(
+        base["memory"]["gradients_bytes"] / 2, rel=1e-12)
+    # no overlap: the whole data-parallel reduction is exposed
+    no = est("--no-overlap-grad-reduce")["breakdown"]
+    assert no["dp_comm"] == pytest.approx(no["dp_comm_total"], rel=1e-12) and no["dp_comm"] >= base["breakdown"]["dp_comm"]
+    # unfused attention keeps the s x s scores: more activation memory, and its name in the assumptions
+    unf = est("--attention", "unfused", "--recompute", "none")
+    assert unf["memory"]["activations_bytes"] > est("--recompute", "none")["memory"]["activations_bytes"]
+    assert any("unfused" in a for a in unf["assumptions"])
+
+
+@pytest.mark.parametrize("argv,words", [
+    (("--attention", "fused"), ["--attention", "flash", "unfused"]),
+    (("--zero3-gather", "bucket"), ["--zero3-gather", "layer", "tensor"]),
+    (("--layers-per-chunk", "16,x"), ["--layers-per-chunk takes whole numbers"]),
+    (("--layers-per-chunk", "99999"), ["--layers-per-chunk must be at most 4,096"]),
+    (("--layers-per-chunk", "10,22"), ["layers_per_chunk has 2 entries"]),
+    (("--pp", "2", "--layers-per-chunk", "10,10"), ["sum to the 32 layers"]),
+    (("--recompute-per-stage", "2"), ["needs recompute='full'"]),
+    (("--pp", "2", "--recompute", "full", "--recompute-per-stage", "17,0"), ["stage 0 holds 16 layers"]),
+    (("--recompute", "full", "--recompute-per-stage", ","), ["--recompute-per-stage is empty"]),
+])
+def test_plan_flag_errors_are_one_line(argv: tuple[str, ...], words: list[str]) -> None:
+    from cli_in_process import cli
+
+    code, out, err = cli(*EST, *argv)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], (w, lines[0])

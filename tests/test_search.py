@@ -233,3 +233,78 @@ def test_partition_milp_with_two_layer_kinds_equals_brute_force(h100):
     assert chosen.fits
     assert _pipeline_s(chosen) == pytest.approx(best, rel=1e-6)
     assert len(fitting) < 253  # memory binds: some splits do not fit
+
+
+def _layout_bound(model, system, gpus: int, seq: int) -> int:
+    """The most shapes the rules allow at a GPU count: tp x cp choices x divisors of the GPU count up to the
+    layer count (pp) x micro-batches x interleaving x ZeRO stages: it grows with the divisors, not the GPUs."""
+    from planner.search.candidates import MICRO_BATCHES, VPP_CHOICES, _divisors, cp_choices, tp_choices
+
+    pps = [d for d in _divisors(gpus) if d <= model.num_layers]
+    return len(tp_choices(model, system)) * len(cp_choices(model, seq)) * len(pps) * len(MICRO_BATCHES) * len(
+        VPP_CHOICES) * 2
+
+
+@pytest.mark.parametrize("gpu,gpus,gbs", [("h100", 131072, 2048), ("gb200-nvl72", 131040, 2030)])
+def test_search_at_131k_gpus_is_bounded_by_the_divisors(h100, gpu, gpus, gbs):
+    """Llama-3.1-405B on 131,072 H100 (16M tokens) and 1,820 GB200 NVL72 racks: the best plan (gated by
+    planner.search_train) uses every GPU, and the layouts searched and plans estimated are bounded by the
+    divisor count, not the GPU count (a few hundred layouts for 131K GPUs; fewer than at 1,024)."""
+    model, system = planner.get_model("llama-3.1-405b"), planner.get_system(gpu)
+    res = planner.search_train(model, system, gpus, 8192, gbs)
+    p = res.best.plan
+    assert p.tp * p.cp * p.pp * p.dp == gpus == res.best.num_gpus
+    assert p.global_batch % (p.dp * p.micro_batch) == 0
+    assert res.plan_document is not None and res.gpu_counts == [gpus]
+    assert 0 < res.shapes <= min(1000, _layout_bound(model, system, gpus, 8192))
+    assert res.estimated <= 2 * res.shapes
+    small = search_training(model, h100, 1024, 8192, 2048, refine=False)
+    assert res.shapes < small.shapes  # fewer layouts at 128x the GPUs: the batch bounds dp
+
+
+def test_a_batch_no_layout_divides_names_the_nearest_that_do():
+    """131,040 = 2^5 x 4,095 GB200 GPUs and 2,048 sequences: the odd factor fits neither tp / cp (powers of
+    two), nor pp <= 126 layers alone, nor a dp dividing 2^11. dp 35 (tp 8, cp 4, pp 117) divides 2,030 =
+    35 x 58 and 2,065 = 35 x 59, and no dp of 131,040 GPUs has a multiple strictly between them and 2,048."""
+    model, gb200 = planner.get_model("llama-3.1-405b"), planner.get_system("gb200-nvl72")
+    with pytest.raises(InfeasibleError, match="nearest global batches that have one: 2030 sequences and 2065 sequences"):
+        search_training(model, gb200, 131040, 8192, 2048)
+
+
+@pytest.mark.parametrize("opts", [{"objective": "cost", "pareto": True}, {"objective": "cost", "deadline_s": 2000},
+                                  {"objective": "deadline", "deadline_s": 5000},
+                                  {"objective": "deadline", "deadline_s": 100}])
+def test_cross_count_bounds_change_no_answer(llama8b, h100, opts):
+    """The bounds across GPU counts (the k-th cheapest plan found, the deadline) only skip plans that
+    could not be in the answer: the same best, alternatives and Pareto front as searching every count
+    in full. Deadlines are for 1e9 tokens here (seconds; the fastest plan on 64 GPUs needs about 1,400 s)."""
+    from planner.search.training import _ACROSS, _gpu_counts, _search_counts
+
+    space = SearchSpace(seq_len=8192, global_batch=256, capacity=0.95 * h100.accelerator.memory_bytes)
+    counts = _gpu_counts(h100, 64, "cost")
+    deadline, tokens = opts.get("deadline_s"), 1e9 if "deadline_s" in opts else None
+    full_top = None
+    for across in (False, True):
+        ok = (lambda e: deadline is None or tokens / e.tokens_per_s <= deadline)
+        _, per_count, pruned, _ = _search_counts(llama8b, h100, 64, counts, space, opts["objective"], 5,
+                                                 opts.get("pareto", False), tokens, deadline, ok, None, across)
+        if opts["objective"] == "cost":
+            key = lambda e: (e.num_gpus * e.step_time_s, e.step_time_s)
+        else:
+            key = lambda e: (e.num_gpus, e.num_gpus * e.step_time_s, e.step_time_s)
+        pool = sorted((e for r in per_count.values() for e in r.top if ok(e)), key=key)[:5]
+        got = ([(e.num_gpus, e.step_time_s) for e in pool],
+               [(n, r.top[0].step_time_s) for n, r in sorted(per_count.items()) if r.top] if opts.get("pareto")
+               else None)
+        if full_top is None:
+            full_top = got
+        else:
+            assert got == full_top
+            assert pruned[_ACROSS] > 0  # the bounds did skip work
+    if not pool:
+        with pytest.raises(InfeasibleError, match="the fastest plan .64 GPUs. needs 0.0 days"):
+            search_training(llama8b, h100, 64, 8192, 256, tokens=tokens, refine=False, **opts)
+        return
+    res = search_training(llama8b, h100, 64, 8192, 256, tokens=tokens, refine=False, **opts)
+    assert (res.best.num_gpus, res.best.step_time_s) == full_top[0][0]
+    assert [(e.num_gpus, e.step_time_s) for e in res.alternatives] == full_top[0][1:]

@@ -21,8 +21,9 @@ from planner.search.training import TrainSearchResult
 from planner.specs.units import parse_seconds
 
 from .render import LazyProgress, console, duration, fail, gb, print_json, refuse_unused, table
-from planner.limits import (MAX_BATCH, MAX_DEADLINE_S, MAX_GPUS, MAX_POSITIONS, MAX_TOKENS, MAX_TOP, MAX_USD,
-                            check_int, check_number)
+from planner.cost.training_plan import training_warnings
+from planner.limits import (MAX_BATCH, MAX_DEADLINE_S, MAX_GPUS, MAX_LAYERS, MAX_POSITIONS, MAX_TOKENS, MAX_TOP,
+                            MAX_USD, check_int, check_number)
 
 def _default(field: str) -> Any:
     """The plan's own default, so the CLI never disagrees with TrainingPlan."""
@@ -31,6 +32,21 @@ def _default(field: str) -> Any:
 
 Recompute = Enum("Recompute", {v: v for v in ("none", "selective", "full")}, type=str)  # type: ignore[misc]
 Dtype = Enum("Dtype", {v: v for v in ("bf16", "fp16", "fp8")}, type=str)  # type: ignore[misc]
+Attention = Enum("Attention", {v: v for v in ("flash", "unfused")}, type=str)  # type: ignore[misc]
+Zero3Gather = Enum("Zero3Gather", {v: v for v in ("layer", "tensor")}, type=str)  # type: ignore[misc]
+
+#: How the FLOP/s the output reports are counted (the JSON's ``flop_counting``; docs/cli.md says the same).
+FLOP_COUNTING = {
+    "mfu": "model FLOPs (PaLM, Chowdhery et al. 2022, app. B: 6 x matmul weights + attention, no causal discount; "
+           "as the Llama 3 paper counts MFU) per GPU-second over the dtype's dense peak",
+    "model_tflops_per_gpu": "model FLOPs per GPU-second",
+    "megatron_tflops_per_gpu": "Megatron-LM's 'TFLOP/s per GPU' (Narayanan et al. 2021, Eq. 3): model FLOPs plus "
+                               "full recomputation's extra forward (96 vs 72 B s l h^2 for a GPT); selective "
+                               "recomputation is not counted",
+    "hardware_tflops_per_gpu": "FLOPs executed per GPU-second incl. all recomputation (full: the layers' forward "
+                               "again; selective: the attention cores again)",
+    "hfu": "hardware FLOPs utilization (Korthikanti et al. 2022): hardware FLOP/s over the dtype's dense peak",
+}
 
 
 def _train_json(est: planner.TrainingEstimate, tokens: float, price: float | None) -> dict[str, Any]:
@@ -40,7 +56,14 @@ def _train_json(est: planner.TrainingEstimate, tokens: float, price: float | Non
     out["time_to_train_s"] = est.time_to_train_s(tokens)
     out["price_per_gpu_hour_usd"] = price
     out["cost_to_train_usd"] = est.cost_to_train_usd(tokens, price) if price is not None else None
+    out["flop_counting"] = FLOP_COUNTING
     return out
+
+
+def _warn(warnings: list[str]) -> None:
+    """Warnings on stderr (table mode): they inform, never fail the command."""
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
 
 
 def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | None) -> None:
@@ -56,9 +79,11 @@ def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | N
     s = table("Summary", "metric", "value", right=("value",))
     s.add_row("step time", f"{est.step_time_s:.3f} s")
     s.add_row("tokens / s", f"{est.tokens_per_s:,.0f}")
-    s.add_row("MFU", f"{100 * est.mfu:.1f} %")
+    s.add_row("MFU (model FLOPs, PaLM / Llama 3)", f"{100 * est.mfu:.1f} %")
     s.add_row("model TFLOP/s per GPU", f"{est.model_tflops_per_gpu:.1f}")
-    s.add_row("hardware TFLOP/s per GPU", f"{est.hardware_tflops_per_gpu:.1f}")
+    s.add_row("Megatron-LM TFLOP/s per GPU (Eq. 3)", f"{est.megatron_tflops_per_gpu:.1f}")
+    s.add_row("hardware TFLOP/s per GPU (incl. recompute)", f"{est.hardware_tflops_per_gpu:.1f}")
+    s.add_row("HFU (hardware FLOPs)", f"{100 * est.hfu:.1f} %")
     mem = est.memory
     fits = "[green]yes[/green]" if est.fits else "[red]NO[/red]"
     s.add_row("fits in memory", f"{fits} ({gb(mem.peak_bytes)} of {gb(mem.capacity_bytes)} GB)")
@@ -116,23 +141,54 @@ def estimate_train(
     zero: int = typer.Option(_default("zero"), "--zero", min=0, max=3, help="ZeRO stage (1 = Megatron distributed "
                                                                              "optimizer)."),
     dtype: Dtype = typer.Option(Dtype(_default("dtype")), "--dtype", help="Compute dtype."),
+    attention: Attention = typer.Option(Attention(_default("attention")), "--attention", help="Attention kernel: "
+                                        "flash (FlashAttention) or unfused (Megatron-LM 2021-2022: QK^T, softmax, "
+                                        "dropout and AV as separate kernels, s x s scores kept)."),
+    overlap_grad_reduce: bool = typer.Option(_default("overlap_grad_reduce"),
+                                             "--overlap-grad-reduce/--no-overlap-grad-reduce",
+                                             help="Overlap the data-parallel gradient reduction with the last "
+                                             "micro-batch's backward (Megatron's bucketed --overlap-grad-reduce)."),
+    grad_reduce_in_fp32: bool = typer.Option(_default("grad_reduce_in_fp32"),
+                                             "--grad-reduce-in-fp32/--no-grad-reduce-in-fp32",
+                                             help="Keep and reduce fp32 main gradients (Megatron's default with "
+                                             "bf16); --no-: 16-bit gradients (Megatron 2021 with fp16)."),
+    zero3_gather: Zero3Gather = typer.Option(Zero3Gather(_default("zero3_gather")), "--zero3-gather",
+                                             help="With --zero 3: layer (one prefetched all-gather per layer, "
+                                             "FSDP2) or tensor (one per parameter tensor, on the critical path, "
+                                             "DeepSpeed 2021)."),
+    layers_per_chunk: Optional[str] = typer.Option(None, "--layers-per-chunk", help="Layers of each model chunk "
+                                                   "in order, pp x vpp numbers summing to the model's layers, e.g. "
+                                                   "10,12,12,10 [default: as even as possible]."),
+    recompute_per_stage: Optional[str] = typer.Option(None, "--recompute-per-stage", help="With --recompute "
+                                                      "full: layers recomputed in each pipeline stage, pp numbers, "
+                                                      "e.g. 3,2,0,0 [default: all]."),
     tokens: float = typer.Option(1e12, "--tokens", help="Training tokens for time and cost to train."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Estimate step time, MFU, memory and cost of one training plan (Megatron-LM semantics)."""
     check_number(tokens, "--tokens", hi=MAX_TOKENS)
+    extra: dict[str, Any] = {}
+    if layers_per_chunk is not None:
+        extra["layers_per_chunk"] = _int_list(layers_per_chunk, "--layers-per-chunk", hi=MAX_LAYERS)
+    if recompute_per_stage is not None:
+        extra["recompute_per_stage"] = _int_list(recompute_per_stage, "--recompute-per-stage", hi=MAX_LAYERS)
     est = planner.estimate_train(
         model, gpu, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, micro_batch=mbs, global_batch=gbs,
-        seq_len=seq, recompute=recompute.value, sp=sp, zero=zero, dtype=dtype.value,
+        seq_len=seq, recompute=recompute.value, sp=sp, zero=zero, dtype=dtype.value, attention=attention.value,
+        overlap_grad_reduce=overlap_grad_reduce, grad_reduce_in_fp32=grad_reduce_in_fp32,
+        zero3_gather=zero3_gather.value, **extra,
     )
     price = planner.get_system(gpu).accelerator.price_per_hour_usd
+    warnings = training_warnings(est, tokens)
     if as_json:
         from planner.api import training_plan_document
 
         # the plan as a document (after the gate) that `planner check` / `planner export` read; null if it does not fit
-        print_json({**_train_json(est, tokens, price), "plan_document": training_plan_document(est, model, gpu)})
+        print_json({**_train_json(est, tokens, price), "warnings": warnings,
+                    "plan_document": training_plan_document(est, model, gpu)})
     else:
         _render_train(est, tokens, price)
+        _warn(warnings)
 
 
 
@@ -181,15 +237,18 @@ def _degrees(p: planner.TrainingPlan) -> str:
     return s
 
 
-def _int_list(text: str, flag: str) -> tuple[int, ...]:
+def _int_list(text: str, flag: str, hi: int = MAX_BATCH) -> tuple[int, ...]:
+    parts = [x for x in text.split(",") if x.strip()]
+    if len(parts) > MAX_LAYERS:
+        raise ValueError(f"{flag} takes at most {MAX_LAYERS} numbers, got {len(parts)}")
     try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
+        values = tuple(int(x) for x in parts)
     except ValueError:
         raise ValueError(f"{flag} takes whole numbers separated by commas, got {text[:80]!r}") from None
     if not values:
         raise ValueError(f"{flag} is empty")
     for v in values:
-        check_int(v, flag, lo=0, hi=MAX_BATCH)
+        check_int(v, flag, lo=0, hi=hi)
     return values
 
 
@@ -243,7 +302,8 @@ def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> 
     s = table("Best plan", "metric", "value", right=("value",))
     s.add_row("step time", f"{best.step_time_s:.3f} s")
     s.add_row("tokens / s", f"{best.tokens_per_s:,.0f}")
-    s.add_row("MFU", f"{100 * best.mfu:.1f} %")
+    s.add_row("MFU (model FLOPs, PaLM / Llama 3)", f"{100 * best.mfu:.1f} %")
+    s.add_row("hardware TFLOP/s per GPU (incl. recompute)", f"{best.hardware_tflops_per_gpu:.1f}")
     s.add_row("memory", f"{gb(best.memory.peak_bytes)} of {gb(best.memory.capacity_bytes)} GB per GPU")
     s.add_row(f"time to train {tokens:.3g} tokens", duration(tokens / best.tokens_per_s))
     cpm = res.cost_per_million_tokens(best)
@@ -364,8 +424,10 @@ def train(
         progress.close()
     doc = res.plan_document  # the best plan's document, checked by the gate
     assert doc is not None
+    warnings = training_warnings(res.best, n_tokens)  # the tokens shown (1T unless --tokens)
     if export_to is not None and not as_json:
         print(export(doc, export_to.value))
+        _warn(warnings)
         return
     if as_json:
         out = {
@@ -374,6 +436,7 @@ def train(
             "alternatives": [_train_json(e, n_tokens, res.price_per_gpu_hour) for e in res.alternatives],
             "pareto": [_train_json(e, n_tokens, res.price_per_gpu_hour) for e in res.pareto] if res.pareto else None,
             "binding": res.binding,
+            "warnings": warnings,
             "partition": res.partition.model_dump(mode="json") if res.partition else None,
             "search": {"gpu_counts": res.gpu_counts, "shapes": res.shapes, "estimated": res.estimated,
                        "pruned": res.pruned, "elapsed_s": res.elapsed_s},
@@ -383,4 +446,5 @@ def train(
         print_json(out, timings=timings)
         return
     _render(res, m, n_tokens)
+    _warn(warnings)
 

@@ -50,6 +50,18 @@ def validate_training(
         console.print(t2)
         console.print(f"Table 2 MAPE {result.table2_mape_pct:.1f} %, max |error| "
                       f"{result.table2_max_abs_error_pct:.1f} %", highlight=False)
+    for job in result.layouts:
+        tl = table(f"Layouts of {job.name} on {job.gpus} A100 (global batch {job.global_batch}, 800 Gb/s IB per "
+                   f"node): iteration time", "t", "d", "p", "mbs", "measured ms", "predicted ms", "error %",
+                   right=("t", "d", "p", "mbs", "measured ms", "predicted ms", "error %"))
+        for r in sorted(job.rows, key=lambda r: r.measured_ms):
+            tl.add_row(str(r.tp), str(r.dp), str(r.pp), str(r.micro_batch), f"{r.measured_ms:.0f}",
+                       f"{r.predicted_ms:.0f}", signed_pct(r.error_pct))
+        console.print(tl)
+        console.print(f"{job.name}: {len(job.rows)} layouts, MAPE {job.mape_pct:.1f} %, max |error| "
+                      f"{job.max_abs_error_pct:.1f} %, Spearman {job.spearman:.2f}; the model's pick {job.pick} "
+                      f"measured {job.regret_pct:.1f} % slower than the measured best {job.measured_best}",
+                      highlight=False)
     if rows is not None:
         t3 = table("Search vs the published plans (same GPUs, batch and 2021 technology)", "model", "GPUs",
                     "published", "step s", "best at its mbs", "faster %", "rank", "best, any mbs", "faster %",

@@ -318,7 +318,7 @@ def clear_caches() -> None:
     """Forget memoised layer times and collectives (benchmarks use it to time cold estimates)."""
     for f in (_stages_cached, _layer_table, _layer_time_cached, _compute_cached, _extra_time_cached, _act_cached,
               _collective_cached, _constants_cached, _representatives_cached, _model_flops_cached, _layer_groups,
-              _stage_param_sums, _stage_mix):
+              _stage_param_sums, _stage_mix, _recompute_flops_cached):
         f.cache_clear()
 
 
@@ -348,6 +348,36 @@ def _model_flops_cached(mkey: int, seq_len: int) -> float:
             d = 2 * model.head_dim
         attn += 6.0 * s_kv * model.num_heads * d / 2 * 2  # QK^T and AV, fwd + bwd
     return 6.0 * matmul + attn
+
+
+# -- FLOPs counted beyond the model FLOPs (issue 11; reporting only, never in the step time) ----------------------
+
+@lru_cache(maxsize=1024)
+def _recompute_flops_cached(mkey: int, seq_len: int) -> tuple[float, float]:
+    """Per trained token, in the model-FLOPs convention (PaLM, no causal discount): the forward FLOPs of all
+    the transformer layers (what full recomputation runs again) and of their attention cores, QK^T and AV
+    (what selective recomputation runs again; Korthikanti et al. 2022, sec. 5)."""
+    model: ModelSpec = _KEEP[mkey]  # type: ignore[assignment]
+    total = _model_flops_cached(mkey, seq_len)
+    matmul = model.active_params - model.embedding_params - model.final_norm_params
+    if model.tie_embeddings:
+        matmul += model.vocab_size * model.hidden_size
+    attn = total - 6.0 * matmul
+    layers = total - 6.0 * model.vocab_size * model.hidden_size  # all but the LM head, which is never recomputed
+    return layers / 3.0, attn / 3.0
+
+
+def recomputed_flops_per_token(model: ModelSpec, plan: TrainingPlan) -> tuple[float, float]:
+    """FLOPs per trained token that ``plan``'s recomputation adds: (counted by Megatron-LM 2021's Eq. 3, i.e. the
+    full-recomputation forward; executed in all, i.e. that plus selective recomputation's attention cores).
+    Model FLOPs + the first give Narayanan et al. 2021's TFLOP/s; + the second, hardware FLOP/s (HFU)."""
+    layers_fwd, attn_fwd = _recompute_flops_cached(_key(model), plan.seq_len)
+    if plan.recompute == "selective":
+        return 0.0, attn_fwd
+    if plan.recompute == "full":
+        share = 1.0 if plan.recompute_per_stage is None else sum(plan.recompute_per_stage) / model.num_layers
+        return layers_fwd * share, layers_fwd * share
+    return 0.0, 0.0
 
 
 @lru_cache(maxsize=4096)
@@ -659,12 +689,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     n = plan.num_gpus
     mf = model_flops_per_token(model, plan.seq_len) * tokens
     peak_flops = acc.flops(plan.dtype)
-    if plan.recompute != "full":
-        hw_factor = 1.0
-    elif plan.recompute_per_stage is None:
-        hw_factor = 4.0 / 3.0
-    else:  # recomputed share of the layers
-        hw_factor = 1.0 + sum(plan.recompute_per_stage) / model.num_layers / 3.0
+    rec_counted, rec_executed = recomputed_flops_per_token(model, plan)  # Megatron 2021 Eq. 3 / hardware FLOPs
     breakdown = {k: v * m for k, v in parts.items()}
     breakdown["pp_bubble"] = bubble_s
     breakdown["dp_comm"] = dp_exposed
@@ -690,7 +715,9 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         tokens_per_s=tokens / step,
         mfu=mf / (step * n * peak_flops),
         model_tflops_per_gpu=mf / (step * n) / 1e12,
-        hardware_tflops_per_gpu=mf * hw_factor / (step * n) / 1e12,
+        megatron_tflops_per_gpu=(mf + rec_counted * tokens) / (step * n) / 1e12,
+        hardware_tflops_per_gpu=(mf + rec_executed * tokens) / (step * n) / 1e12,
+        hfu=(mf + rec_executed * tokens) / (step * n * peak_flops),
         fits=mem.peak_bytes <= acc.memory_bytes,
         memory=mem,
         stage_peak_bytes=stage_peaks if per_stage_memory else None,

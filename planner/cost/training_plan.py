@@ -88,9 +88,15 @@ class TrainingEstimate(BaseModel):
     plan: TrainingPlan
     step_time_s: float
     tokens_per_s: float
-    mfu: float
-    model_tflops_per_gpu: float
-    hardware_tflops_per_gpu: float = Field(description="FLOPs actually executed (incl. recomputation) per GPU per second")
+    mfu: float = Field(description="model FLOPs utilization: model FLOPs (PaLM app. B, as the Llama 3 paper counts "
+                       "them) per GPU per second over the dtype's dense peak")
+    model_tflops_per_gpu: float = Field(description="model FLOPs (PaLM app. B) per GPU per second, in 10^12")
+    megatron_tflops_per_gpu: float = Field(0.0, description="Megatron-LM's 'TFLOP/s per GPU' (Narayanan et al. 2021, "
+                                           "Eq. 3): model FLOPs plus full recomputation's extra forward, in 10^12")
+    hardware_tflops_per_gpu: float = Field(description="FLOPs executed per GPU per second incl. recomputation (full: "
+                                           "the layers' forward again; selective: the attention cores), in 10^12")
+    hfu: float = Field(0.0, description="hardware FLOPs utilization (Korthikanti et al. 2022): hardware FLOP/s over "
+                       "the dtype's dense peak")
     fits: bool
     memory: MemoryBreakdown
     stage_peak_bytes: list[float] | None = Field(None, description="peak bytes per pipeline stage (when asked for)")
@@ -106,6 +112,40 @@ class TrainingEstimate(BaseModel):
         """Dollars to train ``tokens`` tokens on ``num_gpus`` GPUs at ``price_per_gpu_hour``."""
         price = check_number(price_per_gpu_hour, "price per GPU-hour", lo=0, lo_open=False, hi=MAX_USD)
         return self.time_to_train_s(tokens) / 3600.0 * self.num_gpus * price
+
+
+# ---------------------------------------------------------------------------
+# honest warnings about an estimate (issue 11): never errors
+# ---------------------------------------------------------------------------
+
+#: Published model-FLOPs utilization of large dense LLM training runs (bf16, model FLOPs as PaLM app. B counts them).
+PUBLISHED_MFU: tuple[tuple[str, float], ...] = (
+    ("Llama 3 405B on 8K-16K H100, bf16 (Dubey et al. 2024, sec. 3.3.2, Table 4)", 0.43),  # 38-43 %
+    ("Megatron-Core GPT 2B-462B on up to 6,144 H100 (NVIDIA Megatron-LM README, 2024)", 0.47),
+    ("MegaScale 175B on 12,288 GPUs (Jiang et al. 2024, NSDI)", 0.552),
+)
+#: An MFU above this is far above every published run above (the best, MegaScale's 55.2 %, plus ~5 points):
+#: more likely a hardware spec or plan that flatters the model than a real run.
+MFU_WARN = 0.60
+#: A plan that needs longer than this to train its tokens is not a plan anyone runs.
+TIME_TO_TRAIN_WARN_S = 365.0 * 86400.0
+
+
+def training_warnings(est: TrainingEstimate, tokens: float | None = None) -> list[str]:
+    """One-line warnings about ``est``: an MFU far above published runs, or (given ``tokens``) more than a year
+    to train them. Warnings inform; they never fail a command."""
+    out = []
+    if est.mfu > MFU_WARN:
+        best = max(PUBLISHED_MFU, key=lambda r: r[1])
+        out.append(f"MFU {100 * est.mfu:.0f} % is far above published large runs (Llama 3 on H100: 38-43 %; "
+                   f"best published: {100 * best[1]:.1f} %, {best[0]}); check the hardware spec "
+                   f"(network, peak FLOP/s) before trusting this plan")
+    if tokens is not None and est.tokens_per_s > 0:
+        t = tokens / est.tokens_per_s
+        if t > TIME_TO_TRAIN_WARN_S:
+            out.append(f"this plan needs {t / 86400:,.0f} days ({t / TIME_TO_TRAIN_WARN_S:,.1f} years) to train "
+                       f"{tokens:.3g} tokens on {est.num_gpus} GPUs: use more GPUs or fewer tokens")
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -132,6 +132,21 @@ def enumerate_shapes(model: ModelSpec, system: System, gpus: int, seq_len: int, 
                                     yield Shape(tp, cp, pp, vpp, dp, ep, etp, mbs, zero, dtype)
 
 
+def dp_degrees(model: ModelSpec, system: System, gpus: int, seq_len: int, even_layers: bool = False) -> set[int]:
+    """The data-parallel degrees the placement rules leave at a GPU count (whatever the global batch):
+    a global batch has a layout iff a micro-batch times one of them divides it."""
+    dom = system.node.scale_up_domain
+    out = set()
+    for tp in tp_choices(model, system):
+        for cp in cp_choices(model, seq_len):
+            if (tp > 1 and cp > 1 and tp * cp > dom) or gpus % (tp * cp):
+                continue
+            for pp in _divisors(gpus // (tp * cp)):
+                if pp <= model.num_layers and not (even_layers and model.num_layers % pp):
+                    out.add(gpus // (tp * cp * pp))
+    return out
+
+
 def _expert_layouts(model: ModelSpec, tp: int, cp: int, dp: int, dom: int, experts: int) -> list[tuple[int, int]]:
     if not model.moe:
         return [(1, tp)]
@@ -148,4 +163,4 @@ def _expert_layouts(model: ModelSpec, tp: int, cp: int, dp: int, dom: int, exper
     return out
 
 
-__all__ = ["MIN_CP_CHUNK", "Shape", "cp_choices", "enumerate_shapes", "tp_choices"]
+__all__ = ["MIN_CP_CHUNK", "Shape", "cp_choices", "dp_degrees", "enumerate_shapes", "tp_choices"]

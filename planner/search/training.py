@@ -28,11 +28,17 @@ For one GPU count the search is a branch and bound over the shapes of
 Objectives across GPU counts: ``time`` (fastest at the given count), ``cost``
 (cheapest per token among counts up to the given one, within the budget and
 deadline if given), ``deadline`` (fewest GPUs, then cheapest, that train
-``tokens`` within the deadline).
+``tokens`` within the deadline). GPU counts form a geometric grid (the node
+size times powers of two, plus the count given), so the work grows with the
+divisors of each count, never with the GPUs; :func:`_search_counts` visits them
+cheapest-first and stops each count at a step time that cannot enter the answer
+(the k-th best cost found so far, the deadline). A shape whose micro-batch fits
+in no way rules out the larger micro-batches of the same layout.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import time
@@ -61,12 +67,13 @@ from ..cost.training import (
     groups_for,
     layer_time,
 )
+from ..cost.training_plan import training_warnings
 from ..errors import PlannerError
 from ..limits import (MAX_BATCH, MAX_DEADLINE_S, MAX_GPUS, MAX_POSITIONS, MAX_TOKENS, MAX_TOP, MAX_USD, check_int,
                       check_number)
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
-from .candidates import MICRO_BATCHES, Shape, enumerate_shapes
+from .candidates import MICRO_BATCHES, Shape, dp_degrees, enumerate_shapes
 
 Objective = Literal["time", "cost", "deadline"]
 GB = 1e9
@@ -103,6 +110,9 @@ class TrainSearchResult(BaseModel):
     price_per_gpu_hour: float | None = None
     plan_document: dict[str, Any] | None = Field(None, description="the best plan's document "
                                                  "(planner.training-plan), filled and checked by planner.search_train")
+    warnings: list[str] = Field(default_factory=list, description="one-line warnings about the best plan (MFU far "
+                                "above published runs; over a year to train ``tokens``): planner.cost.training_plan."
+                                "training_warnings")
 
     def cost_per_million_tokens(self, est: TrainingEstimate) -> float | None:
         if self.price_per_gpu_hour is None:
@@ -302,7 +312,13 @@ class _CountResult:
 
 
 def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpace, top: int, counter: Counter,
-                  progress: Callable[[int, int], None] | None) -> _CountResult:
+                  progress: Callable[[int, int], None] | None, beyond_s: float = math.inf,
+                  need_own: bool = False) -> _CountResult:
+    """The ``top`` fastest plans at one GPU count. ``beyond_s``: a step time no
+    plan of this count needs to beat (it could not enter the answer across GPU
+    counts: the deadline, or the k-th best cost found at other counts); the
+    search stops when the next lower bound reaches it (after this count's own
+    best plan when ``need_own``, for a Pareto front)."""
     res = _CountResult()
     shapes = list(enumerate_shapes(model, system, gpus, space.seq_len, space.global_batch, space.dtypes,
                                    space.zero_stages, skipped=res.pruned, even_layers=space.even_layers,
@@ -326,10 +342,15 @@ def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpac
     heap: list[tuple[float, int, TrainingEstimate]] = []  # max-heap of the k best (negated times)
     done = 0
     total = len(queue)
+    own_best = math.inf
+    hopeless: dict[Shape, int] = {}  # shape without its micro-batch -> smallest micro-batch that fits in no way
     while queue:
         lb, phase, shape = heapq.heappop(queue)
         if len(heap) >= top and lb >= -heap[0][0]:
             res.pruned["bound: cannot beat the k-th best"] += 1 + len(queue)
+            break
+        if lb >= beyond_s and (not need_own or lb >= own_best):
+            res.pruned[_ACROSS] += 1 + len(queue)
             break
         if phase == -1:  # tighten the bound with the layers' own times, then wait again
             heapq.heappush(queue, (max(lb, time_lower_bound(model, system, space.plan(shape))), first_phase, shape))
@@ -342,7 +363,15 @@ def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpac
                 continue
             best: TrainingEstimate | None = est
         else:
+            family = dataclasses.replace(shape, micro_batch=0)
+            if shape.micro_batch >= hopeless.get(family, math.inf):
+                # a larger micro-batch keeps at least as many activation bytes in flight (b min(pp, m) with m =
+                # batch / (b dp)) under every recomputation, so it cannot fit where a smaller one does not
+                res.pruned["does not fit memory even with recomputation"] += 1
+                continue
             best, smallest = _recompute_options(model, system, shape, space, counter)
+            if best is None:
+                hopeless[family] = min(shape.micro_batch, hopeless.get(family, math.inf))
         done += 1
         if progress is not None and done % 16 == 0:
             progress(done, total)
@@ -351,6 +380,7 @@ def _search_count(model: ModelSpec, system: System, gpus: int, space: SearchSpac
             if res.smallest_peak is None or smallest < res.smallest_peak[0]:
                 res.smallest_peak = (smallest, shape)
             continue
+        own_best = min(own_best, best.step_time_s)
         item = (-best.step_time_s, -done, best)
         if len(heap) < top:
             heapq.heappush(heap, item)
@@ -409,6 +439,55 @@ def _gpu_counts(system: System, gpus: int, objective: str) -> list[int]:
     return sorted(counts)
 
 
+_ACROSS = "bound: cannot beat the plans at other GPU counts or meet the deadline"
+
+
+def _search_counts(model: ModelSpec, system: System, gpus: int, counts: list[int], space: SearchSpace, objective: str,
+                   top: int, pareto: bool, tokens: float | None, deadline_s: float | None,
+                   ok: Callable[[TrainingEstimate], bool], progress: Callable[[int, int], None] | None,
+                   across: bool, exact: dict[int, _CountResult] | None = None
+                   ) -> tuple[Counter, dict[int, _CountResult], Counter, int]:
+    """Search each GPU count. With ``across``, counts are visited in the order
+    that finds the answer soonest and each count's search stops at a step time
+    that could not enter the answer: for ``cost`` (largest count first) the
+    k-th smallest GPU-seconds per step of the admissible plans found so far over
+    this count's GPUs; for any objective with a deadline, the step time that
+    trains ``tokens`` in time; for ``deadline`` (smallest count first) the
+    counts above the first ``top`` admissible plans are not searched (with a
+    Pareto front each count's own best plan is still found). ``exact``: counts
+    already searched without those bounds, reused as they are."""
+    counter: Counter = Counter()
+    per_count: dict[int, _CountResult] = {}
+    pruned: Counter = Counter()
+    shapes = 0
+    deadline_step = math.inf
+    if across and deadline_s is not None and tokens is not None:
+        deadline_step = deadline_s * space.global_batch * space.seq_len / tokens
+    gpu_s: list[float] = []  # max-heap (negated) of the `top` smallest GPU-seconds per step among admissible plans
+    admissible = 0
+    for n in sorted(counts, reverse=objective == "cost"):
+        if across and objective == "deadline" and not pareto and admissible >= top:
+            break
+        beyond = deadline_step
+        if across and objective == "cost" and len(gpu_s) >= top:
+            beyond = min(beyond, -gpu_s[0] / n)
+        if exact and n in exact:
+            r = exact[n]
+        else:
+            r = _search_count(model, system, n, space, top if n == gpus or objective != "time" else 1, counter,
+                              progress if n == gpus else None, beyond, need_own=pareto)
+        per_count[n] = r
+        pruned.update(r.pruned)
+        shapes += r.shapes
+        for e in r.top:
+            if ok(e):
+                admissible += 1
+                heapq.heappush(gpu_s, -n * e.step_time_s)
+                if len(gpu_s) > top:
+                    heapq.heappop(gpu_s)
+    return counter, per_count, pruned, shapes
+
+
 def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int, *,
                     objective: Objective = "time", tokens: float | None = None, budget_usd: float | None = None,
                     deadline_s: float | None = None, top: int = 5, dtypes: tuple[str, ...] = ("bf16",),
@@ -461,17 +540,6 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
                         recompute=tuple(recompute), partial_recompute=partial_recompute, base=base_items,
                         even_layers=even_layers, micro_batches=tuple(micro_batches),
                         capacity=capacity)
-    counter: Counter = Counter()
-    counts = _gpu_counts(system, gpus, "cost" if pareto else objective)  # a front needs several GPU counts
-    per_count: dict[int, _CountResult] = {}
-    pruned: Counter = Counter()
-    shapes = 0
-    for n in counts:
-        r = _search_count(model, system, n, space, top if n == gpus or objective != "time" else 1, counter,
-                          progress if n == counts[-1] else None)
-        per_count[n] = r
-        pruned.update(r.pruned)
-        shapes += r.shapes
 
     def cost_of(e: TrainingEstimate) -> float:  # dollars per token
         return e.num_gpus * (price or 0.0) / 3600.0 / e.tokens_per_s
@@ -482,6 +550,19 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
         if budget_usd is not None and tokens is not None and cost_of(e) * tokens > budget_usd:
             return False
         return True
+
+    all_counts = _gpu_counts(system, gpus, "cost" if pareto else objective)  # a front needs several GPU counts
+    counter, per_count, pruned, shapes = _search_counts(model, system, gpus, all_counts, space, objective, top, pareto,
+                                                        tokens, deadline_s, ok, progress, across=True)
+    if not any(ok(e) for r in per_count.values() for e in r.top) and any(k.startswith(_ACROSS) for k in pruned):
+        # nothing admissible: search the counts the cross-count bounds cut short again without them, so the
+        # message names the true fastest and cheapest plans
+        exact = {n: r for n, r in per_count.items() if _ACROSS not in r.pruned}
+        again, per_count, pruned, shapes = _search_counts(model, system, gpus, all_counts, space, objective, top,
+                                                          pareto, tokens, deadline_s, ok, progress, across=False,
+                                                          exact=exact)
+        counter.update(again)
+    counts = sorted(per_count)
 
     if objective == "time":
         pool = [e for e in per_count[gpus].top if ok(e)]
@@ -494,7 +575,7 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
         key = lambda e: (e.num_gpus, cost_of(e), e.step_time_s)
     if not pool:
         raise InfeasibleError(_why_infeasible(model, system, per_count, gpus, capacity, tokens, deadline_s,
-                                              budget_usd, cost_of, objective))
+                                              budget_usd, cost_of, objective, space))
     pool.sort(key=key)
     best, info = pool[0], None
     if refine:
@@ -506,6 +587,7 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
         binding=_binding(model, system, best, capacity, tokens, deadline_s, budget_usd, cost_of, gpus, global_batch),
         partition=info, gpu_counts=counts, shapes=shapes, estimated=counter["estimated"], pruned=dict(pruned),
         elapsed_s=time.perf_counter() - t0, tokens=tokens, price_per_gpu_hour=price,
+        warnings=training_warnings(best, tokens),
     )
 
 
@@ -547,8 +629,20 @@ def _gb(x: float) -> str:
     return f"{x / GB:.1f} GB"
 
 
+def _nearest_batches(model: ModelSpec, system: System, gpus: int, space: SearchSpace) -> str:
+    """The global batches nearest to the job's (below and above) that some layout of ``gpus`` divides."""
+    gbs, mbs = space.global_batch, min(space.micro_batches)
+    steps = {dp * mbs for dp in dp_degrees(model, system, gpus, space.seq_len, space.even_layers)}
+    below = max((gbs // s * s for s in steps if gbs >= s), default=None)
+    above = min((-(-gbs // s) * s for s in steps if -(-gbs // s) * s <= MAX_BATCH), default=None)
+    near = [f"{b} sequences" for b in (below, above) if b is not None]
+    if not near:
+        return "try another GPU count"
+    return "the nearest global batches that have one: " + " and ".join(near) + "; or try another GPU count"
+
+
 def _why_infeasible(model: ModelSpec, system: System, per_count: dict[int, _CountResult], gpus: int,
-                    capacity: float, tokens, deadline, budget, cost_of, objective: str) -> str:
+                    capacity: float, tokens, deadline, budget, cost_of, objective: str, space: SearchSpace) -> str:
     r = per_count[max(per_count)]
     fitting = [e for c in per_count.values() for e in c.top]
     name = system.accelerator.name
@@ -565,7 +659,7 @@ def _why_infeasible(model: ModelSpec, system: System, per_count: dict[int, _Coun
         return "no plan meets the constraints: " + "; ".join(parts)
     if r.shapes == 0:
         return (f"no parallel layout of {gpus} GPUs divides the global batch and {model.name}'s heads and layers"
-                f" (try a global batch that is a multiple of {gpus // max(1, system.node.accelerators_per_node)} or another GPU count)")
+                f" ({_nearest_batches(model, system, gpus, space)})")
     best_need = None
     if r.smallest_peak is not None:
         best_need = r.smallest_peak

@@ -67,6 +67,7 @@ class TrainingValidation(BaseModel):
     table1_max_abs_error_pct: float
     table2_mape_pct: float
     table2_max_abs_error_pct: float
+    layouts: list["LayoutJob"] = []
 
 
 def gpt_model(hidden: int, layers: int, heads: int, name: str | None = None) -> ModelSpec:
@@ -173,8 +174,137 @@ def validate_training(reference_dir: str | Path = DEFAULT_REFERENCE, system: Sys
                                       error_pct=100 * (days - pub) / pub, fits=est.fits))
     m1, x1 = _mape(table1)
     m2, x2 = _mape(table2)
+    layouts_path = ref / LAYOUTS_CSV
     return TrainingValidation(table1=table1, table2=table2, table1_mape_pct=m1, table1_max_abs_error_pct=x1,
-                              table2_mape_pct=m2, table2_max_abs_error_pct=x2)
+                              table2_mape_pct=m2, table2_max_abs_error_pct=x2,
+                              layouts=validate_layouts(reference_dir) if layouts_path.is_file() else [])
+
+
+# ---------------------------------------------------------------------------
+# many layouts of one job (megatron_a100_layouts.csv): does the model rank them?
+# ---------------------------------------------------------------------------
+
+LAYOUTS_CSV = "megatron_a100_layouts.csv"
+
+#: InfiniBand per GPU of the cluster the layouts were measured on: 800 Gb/s per
+#: 8-GPU A100 node, half of Selene's 8x200 (shared/reference README, from the
+#: VIA-Research/vTrain description of its ground-truth cluster).
+LAYOUTS_NIC_BITS_PER_S = 100e9
+
+
+def layouts_system(base: System | None = None) -> System:
+    """The A100-80GB HGX spec with 100 Gb/s of InfiniBand per GPU (half of a DGX
+    A100's), everything else as in ``a100-sxm-80gb.yaml``."""
+    from ..catalog import get_system
+
+    sysm = base or get_system("a100-sxm-80gb")
+    node = sysm.node.model_copy(update={"nic_bandwidth_bytes_per_s": LAYOUTS_NIC_BITS_PER_S / 8})
+    return sysm.model_copy(update={"node": node, "name": f"{sysm.name}-800g-ib-per-node"})
+
+
+def layouts_plan(tp: int, pp: int, dp: int, mbs: int, gbs: int) -> TrainingPlan:
+    """How the layouts were run (reference README): fp16, full recomputation,
+    1F1B without interleaving, no sequence parallelism (Megatron-LM of 2021-22),
+    unfused softmax attention, no distributed optimizer, and no gradient
+    bucketing - the data-parallel all-reduce runs after the last backward."""
+    return TrainingPlan(
+        tp=tp, pp=pp, vpp=1, dp=dp, micro_batch=mbs, global_batch=gbs, seq_len=SEQ_LEN, recompute="full", sp=False,
+        zero=0, dtype="fp16", attention="unfused", overlap_grad_reduce=False, grad_reduce_in_fp32=False,
+    )
+
+
+class LayoutRow(BaseModel):
+    tp: int
+    dp: int
+    pp: int
+    micro_batch: int
+    measured_ms: float
+    predicted_ms: float
+    error_pct: float
+    fits: bool  # the model's memory estimate (every layout was run, so all fit in reality)
+
+
+class LayoutJob(BaseModel):
+    name: str
+    gpus: int
+    global_batch: int
+    rows: list[LayoutRow]
+    mape_pct: float
+    max_abs_error_pct: float
+    spearman: float  # rank correlation of predicted and measured iteration times
+    pick: str  # the layout the model ranks first
+    measured_best: str  # the layout measured fastest
+    regret_pct: float  # how much slower the model's pick measured than the measured best
+
+
+def _ranks(xs: list[float]) -> list[float]:
+    """Ranks from 1, ties sharing their mean rank."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    r = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            r[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return r
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation: the Pearson correlation of the ranks."""
+    if len(a) != len(b) or len(a) < 2:
+        return math.nan
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
+    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else math.nan
+
+
+def _layout_label(r: LayoutRow) -> str:
+    return f"t{r.tp} d{r.dp} p{r.pp} b{r.micro_batch}"
+
+
+def validate_layouts(reference_dir: str | Path = DEFAULT_REFERENCE, system: System | None = None) -> list[LayoutJob]:
+    """Every layout of ``training/megatron_a100_layouts.csv`` through the estimator
+    (:func:`layouts_system`, :func:`layouts_plan`): per job the MAPE, Spearman's rank
+    correlation and the measured regret of the model's first-ranked layout."""
+    path = Path(reference_dir) / "training" / LAYOUTS_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (give the reference folder with --reference)")
+    sysm = system or layouts_system()
+    jobs: dict[tuple[str, int, int], list[LayoutRow]] = {}
+    models: dict[tuple[str, int, int], ModelSpec] = {}
+    for r in _read_csv(path):
+        h, layers, heads = int(r["hidden"]), int(r["layers"]), int(r["heads"])
+        tp, dp, pp, mbs, gbs = (int(r[k]) for k in ("tp", "dp", "pp", "micro_batch", "global_batch"))
+        if int(r["seq_len"]) != SEQ_LEN:
+            continue
+        key = (r["params_b"], int(r["gpus"]), gbs)
+        model = models.setdefault(key, gpt_model(h, layers, heads, name=f"gpt-{r['params_b']}b"))
+        est = estimate_training(model, sysm, layouts_plan(tp, pp, dp, mbs, gbs), int(r["gpus"]))
+        meas, pred = float(r["iteration_time_ms"]), est.step_time_s * 1e3
+        jobs.setdefault(key, []).append(LayoutRow(tp=tp, dp=dp, pp=pp, micro_batch=mbs, measured_ms=meas,
+                                                  predicted_ms=pred, error_pct=100 * (pred - meas) / meas,
+                                                  fits=est.fits))
+    out = []
+    for (params, gpus, gbs), rows in jobs.items():
+        errs = [abs(r.error_pct) for r in rows]
+        pick = min(rows, key=lambda r: r.predicted_ms)
+        best = min(rows, key=lambda r: r.measured_ms)
+        out.append(LayoutJob(
+            name=models[(params, gpus, gbs)].name, gpus=gpus, global_batch=gbs, rows=rows,
+            mape_pct=sum(errs) / len(errs), max_abs_error_pct=max(errs),
+            spearman=spearman([r.predicted_ms for r in rows], [r.measured_ms for r in rows]),
+            pick=_layout_label(pick), measured_best=_layout_label(best),
+            regret_pct=100 * (pick.measured_ms / best.measured_ms - 1),
+        ))
+    return out
+
+
+TrainingValidation.model_rebuild()
 
 
 # ---------------------------------------------------------------------------
