@@ -308,3 +308,23 @@ def test_cross_count_bounds_change_no_answer(llama8b, h100, opts):
     res = search_training(llama8b, h100, 64, 8192, 256, tokens=tokens, refine=False, **opts)
     assert (res.best.num_gpus, res.best.step_time_s) == full_top[0][0]
     assert [(e.num_gpus, e.step_time_s) for e in res.alternatives] == full_top[0][1:]
+
+
+@pytest.mark.parametrize("grad_fp32", [False, True])
+def test_stage_costs_phases_equal_the_estimators_stage_peaks(grad_fp32):
+    """The partition MILP's two memory rows (backward, optimizer step with the fp16 optimizer's fp32 main
+    grads) give each stage's estimator peak as max(backward, step); 39.1B t4 d32 p4 b2 as in the layouts CSV."""
+    from planner.cost.training import _key, _stages_cached
+    from planner.validate.training import gpt_model, layouts_plan, layouts_system
+
+    model, system = gpt_model(8192, 48, 64, name="gpt-39.1b"), layouts_system()
+    plan = layouts_plan(tp=4, pp=4, dp=32, mbs=2, gbs=1536).model_copy(update={"grad_reduce_in_fp32": grad_fp32})
+    est = estimate_training(model, system, plan, 512, per_stage_memory=True)
+    c = stage_costs(model, system, plan)
+    assert any(c.main_grad) is not grad_fp32
+    _, stages, _ = _stages_cached(_key(model), plan.pp, plan.vpp, None)
+    for s, layers in enumerate(stages):  # every layer fully recomputed
+        bwd = sum(c.state[c.kind[i]] + c.inflight[s] * c.a_full[c.kind[i]] for i in layers) + max(c.a_none)
+        step = sum(c.state[c.kind[i]] + c.main_grad[c.kind[i]] for i in layers) + c.extra_step[s]
+        assert est.stage_peak_bytes[s] == pytest.approx(max(bwd + c.extra_mem[s], step), rel=1e-12)
+        assert (step > bwd + c.extra_mem[s]) is not grad_fp32  # 16-bit grads: the step binds here

@@ -80,6 +80,44 @@ def test_megatron_bytes_per_parameter():
     assert f1.weights_bytes + f1.gradients_bytes + f1.optimizer_bytes == pytest.approx((4 + 16 / 8) * 1e9)
 
 
+def test_fp16_main_grads_exist_only_in_the_optimizer_step():
+    """Megatron-LM 2021 fp16 (Float16OptimizerWithFloat16Params.step: main_param.grad = model_param.grad.float()):
+    the fp32 main grads (4 B/param, sharded like the optimizer) are made after the backward freed the
+    activations, so peak = max(backward, step); with fp32 grads the peak is the plain sum."""
+    from planner.cost.memory import phase_peak_bytes
+
+    f0 = state_bytes(1e9, 0, 8, 1, zero=0, dtype="fp16", grad_bytes=2.0)
+    assert (f0.weights_bytes, f0.gradients_bytes, f0.optimizer_bytes, f0.main_grad_bytes) == pytest.approx(
+        (2e9, 2e9, 16e9, 4e9))
+    act, other = 10e9, 1e9
+    backward, step = 2e9 + 2e9 + 12e9 + act + other, 2e9 + 2e9 + 16e9 + other  # 27 GB, 21 GB
+    assert phase_peak_bytes(f0, act, other) == pytest.approx(max(backward, step)) == pytest.approx(27e9)
+    assert f0.peak_bytes(1e9, other) == pytest.approx(2e9 + 2e9 + 16e9 + other)  # the step binds: 21 GB
+    f1 = state_bytes(1e9, 0, 8, 1, zero=1, dtype="fp16", grad_bytes=2.0)
+    assert f1.main_grad_bytes == pytest.approx(4e9 / 8)
+    assert f1.peak_bytes(0.0, 0.0) == pytest.approx((4 + 16 / 8) * 1e9)
+    # fp32 grads (grad_reduce_in_fp32 True): unchanged, every state held through the backward
+    g0 = state_bytes(1e9, 0, 8, 1, zero=0, dtype="fp16", grad_bytes=4.0)
+    assert g0.main_grad_bytes == 0.0
+    assert g0.peak_bytes(act, other) == pytest.approx(2e9 + 4e9 + 12e9 + act + other)
+
+    # the estimator: gpt-3.6b t1 d64 b8 as run in the layouts CSV (fp16, 16-bit grads), and with fp32 grads
+    from planner.validate.training import gpt_model, layouts_plan, layouts_system
+
+    model, system = gpt_model(3072, 30, 32, name="gpt-3.6b"), layouts_system()
+    plan = layouts_plan(tp=1, pp=1, dp=64, mbs=8, gbs=512)
+    m = estimate_training(model, system, plan, 64).memory
+    main = m.optimizer_bytes / 4  # 4 of the optimizer's 16 B/param (no ZeRO)
+    bwd = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes - main + m.activations_bytes + m.other_bytes
+    stp = m.weights_bytes + m.gradients_bytes + m.optimizer_bytes + m.other_bytes
+    assert m.peak_bytes == pytest.approx(max(bwd, stp))  # 67.7 and 71.5 GiB (other: reserve + fp32 logits)
+    assert m.peak_bytes < m.capacity_bytes < m.peak_bytes + main  # fits only phase-aware
+    m32 = estimate_training(model, system, plan.model_copy(update={"grad_reduce_in_fp32": True}), 64).memory
+    assert m32.optimizer_bytes == pytest.approx(m.optimizer_bytes * 12 / 16)
+    assert m32.peak_bytes == pytest.approx(m32.weights_bytes + m32.gradients_bytes + m32.optimizer_bytes
+                                           + m32.activations_bytes + m32.other_bytes)
+
+
 def test_inflight_microbatches():
     assert inflight_microbatches(8, 1, 64) == 8  # 1F1B: first stage holds pp micro-batches
     assert inflight_microbatches(8, 1, 4) == 4

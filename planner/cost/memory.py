@@ -8,7 +8,9 @@ Training states follow Megatron-LM's mixed-precision Adam (Megatron-LM docs,
 weights + Adam m and v (12 B/param). ZeRO stage 1 (Megatron's distributed
 optimizer) shards the 12 B over the data-parallel ranks (6 + 12/d B/param);
 stage 2 shards the gradients too, stage 3 the weights as well (DeepSpeed
-ZeRO / PyTorch FSDP semantics).
+ZeRO / PyTorch FSDP semantics). With 16-bit gradients the fp32 main-gradient
+copies exist only during the optimizer step, after the backward has freed the
+activations, so the peak is the larger of two phases (:func:`phase_peak_bytes`).
 
 Activations per layer generalise Korthikanti et al., "Reducing Activation
 Recomputation in Large Transformer Models" (MLSys 2023), eqs. 1-4: for GPT
@@ -90,7 +92,43 @@ def activation_bytes_per_layer(model: ModelSpec, layer: int, sh: LayerShape, rec
 class StateBytes:
     weights_bytes: float
     gradients_bytes: float
-    optimizer_bytes: float
+    optimizer_bytes: float  # fp32 master weights + Adam m, v; plus the fp32 main grads (below) if any
+    main_grad_bytes: float = 0.0  # the part of optimizer_bytes held only during the optimizer step
+
+    @property
+    def backward_bytes(self) -> float:
+        """States held during the forward and backward passes (without the step-only main grads)."""
+        return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes - self.main_grad_bytes
+
+    @property
+    def total_bytes(self) -> float:
+        """All states, as held during the optimizer step."""
+        return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes
+
+    def peak_bytes(self, activations: float, other: float) -> float:
+        """The larger of the two phases (:func:`phase_peak_bytes`)."""
+        return phase_peak_bytes(self, activations, other)
+
+
+def phase_peak_bytes(st: StateBytes, activations: float, other: float) -> float:
+    """Peak bytes per GPU: the larger of the backward pass and the optimizer step.
+
+        backward = weights + grads + (optimizer - main grads) + activations + other
+        step     = weights + grads + optimizer (incl. main grads)          + other
+        peak     = max(backward, step)
+                 = weights + grads + optimizer - main grads + other + max(activations, main grads)
+
+    With 16-bit gradients (``grad_reduce_in_fp32=False``, Megatron-LM 2021 with fp16)
+    the optimizer's fp32 main gradients exist only inside the step: Megatron-LM's
+    ``Float16OptimizerWithFloat16Params.step()`` (megatron/optimizer/optimizer.py,
+    2021) calls ``_copy_model_grads_to_main_grads``, which sets
+    ``main_param.grad = model_param.grad.float()``, after the backward pass has
+    freed the activations. With fp32 gradients (``main_grad_bytes == 0``: they
+    accumulate during the backward) both phases hold every state and the peak is
+    the plain sum. ``other`` (runtime reserve, logits, buffers) is counted in both
+    phases (conservative).
+    """
+    return st.backward_bytes + other + max(activations, st.main_grad_bytes)
 
 
 def state_bytes(dense_params: float, expert_params: float, dense_dp: int, expert_dp: int, zero: int, dtype: str,
@@ -103,18 +141,22 @@ def state_bytes(dense_params: float, expert_params: float, dense_dp: int, expert
     by tp / ep*etp); ``dense_dp`` / ``expert_dp`` the ranks that replicate them.
     fp8 training keeps bf16 weights plus an fp8 copy (Transformer Engine): 3 B/param.
     With 16-bit gradients the optimizer also keeps fp32 copies of them (main
-    grads, sharded like its states): Megatron's table of bytes per parameter
-    (docs, distributed optimizer) gives 20 (fp16 params and grads) and 18
+    grads, 4 B/param, sharded like its states; counted in ``optimizer_bytes`` and
+    reported apart as ``main_grad_bytes`` because they exist only during the
+    optimizer step, see :func:`phase_peak_bytes`): Megatron's table of bytes per
+    parameter (docs, distributed optimizer) gives 20 (fp16 params and grads) and 18
     (bf16 params, fp32 grads) without sharding, ``4 + 16/d`` and ``6 + 12/d`` with it.
     """
     w_b = 3.0 if dtype == "fp8" else 2.0
-    g_b, o_b = grad_bytes, 12.0 + (4.0 if grad_bytes < 4.0 else 0.0)
-    weights = grads = opt = 0.0
+    main_b = 4.0 if grad_bytes < 4.0 else 0.0
+    g_b, o_b = grad_bytes, 12.0 + main_b
+    weights = grads = opt = main = 0.0
     for p, d in ((dense_params, max(1, dense_dp)), (expert_params, max(1, expert_dp))):
         weights += p * w_b / (d if zero >= 3 else 1)
         grads += p * g_b / (d if zero >= 2 else 1)
         opt += p * o_b / (d if zero >= 1 else 1)
-    return StateBytes(weights, grads, opt)
+        main += p * main_b / (d if zero >= 1 else 1)
+    return StateBytes(weights, grads, opt, main)
 
 
 def inflight_microbatches(pp: int, vpp: int, num_microbatches: int, stage: int = 0) -> float:

@@ -636,7 +636,7 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
         per_gpu_params.append((dense, expert))
         st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype, 4.0 if plan.grad_reduce_in_fp32 else 2.0)
         act, other = _stage_act_other(model, plan, sh, s, dict(ckey[0]), m)
-        peak = st.weights_bytes + st.gradients_bytes + st.optimizer_bytes + act + other
+        peak = st.peak_bytes(act, other)  # max(backward, optimizer step): memory.phase_peak_bytes
         stage_peaks.append(peak)
         if best_mem is None or peak > best_mem[5]:
             best_mem = (st.weights_bytes, st.gradients_bytes, st.optimizer_bytes, act, other, peak)

@@ -66,12 +66,23 @@ class TrainingPlan(BaseModel):
 
 
 class MemoryBreakdown(BaseModel):
+    """Bytes per GPU on the most loaded pipeline stage.
+
+    ``peak_bytes`` is the larger of two phases (:func:`planner.cost.memory.phase_peak_bytes`):
+    the backward pass (every part but the fp32 main gradients) and the optimizer step
+    (every part but the activations). The fp32 main gradients are in ``optimizer_bytes``
+    only when gradients are 16-bit (``grad_reduce_in_fp32=False``), and then the peak is
+    less than the sum of the parts; otherwise it is the sum.
+    """
+
     weights_bytes: float
     gradients_bytes: float
-    optimizer_bytes: float
+    optimizer_bytes: float = Field(description="fp32 master weights and Adam moments, plus the fp32 main gradients "
+                                               "when gradients are 16-bit (held only during the optimizer step)")
     activations_bytes: float
     other_bytes: float = Field(description="runtime reserve, logits and communication buffers")
-    peak_bytes: float
+    peak_bytes: float = Field(description="max(backward pass, optimizer step): the sum of the parts, less the "
+                                          "smaller of the activations and the step-only fp32 main gradients")
     capacity_bytes: float
 
     @property

@@ -137,10 +137,14 @@ class TrainingMemory(BaseModel):
 
     weights_bytes: float = Field(ge=0)
     gradients_bytes: float = Field(ge=0)
-    optimizer_bytes: float = Field(ge=0)
+    optimizer_bytes: float = Field(ge=0, description="fp32 master weights and Adam moments, plus the fp32 main "
+                                                     "gradients when gradients are 16-bit (grad_reduce_in_fp32 "
+                                                     "false), which exist only during the optimizer step")
     activations_bytes: float = Field(ge=0)
     other_bytes: float = Field(ge=0)
-    peak_bytes: float = Field(ge=0)
+    peak_bytes: float = Field(ge=0, description="the larger of the backward pass (all parts but the step-only fp32 "
+                                                "main gradients) and the optimizer step (all parts but the "
+                                                "activations); the sum of the parts when gradients are fp32")
     capacity_bytes: float = Field(gt=0)
 
 

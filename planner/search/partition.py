@@ -7,10 +7,14 @@ estimator's pipeline time under the memory limit.
 
 Data (:class:`planner.cost.stage_costs.StageCosts`): layer kinds ``g(i)``; per
 kind ``t_g`` (time per micro-batch, no recomputation), ``w_g`` (weight,
-gradient and optimizer bytes), ``a_g`` (activation bytes); ``dt`` the extra time
+gradient and optimizer bytes held in the backward), ``g_g`` (fp32 main-gradient
+bytes held only in the optimizer step: 16-bit gradients, Megatron's fp16
+optimizer; 0 otherwise, and the step row is then dropped as implied),
+``a_g`` (activation bytes); ``dt`` the extra time
 of a recomputed layer (largest over kinds), ``da`` the bytes it frees (smallest
 over kinds); per stage ``f_s`` (in-flight micro-batches), ``e_s`` / ``E_s``
-(embedding, LM head and p2p time / their bytes), ``p_s`` (p2p time); ``h_c``
+(embedding, LM head and p2p time / their bytes), ``S_s`` (their bytes in the
+optimizer step), ``p_s`` (p2p time); ``h_c``
 the embedding (c = 0) or LM head (c = C - 1) time of a chunk.
 
 Variables: ``n_c`` layers of chunk ``c`` (by kind ``n_{c,g}``), ``r_s`` integer
@@ -21,7 +25,8 @@ when it does not; a binary ``z_s`` made CBC ten times slower), else 0.
 
     sum_c n_c = L,  n_c >= 1
     t_s = sum_{c = s mod pp} sum_g n_{c,g} t_g + r_s dt + e_s <= T
-    sum_{c = s mod pp} sum_g n_{c,g} (w_g + f_s a_g) - r_s f_s da + z max_g a_g + E_s <= M
+    sum_{c = s mod pp} sum_g n_{c,g} (w_g + f_s a_g) - r_s f_s da + z max_g a_g + E_s <= M   (backward)
+    sum_{c = s mod pp} sum_g n_{c,g} (w_g + g_g) + S_s <= M                                  (optimizer step)
     0 <= r_s <= sum_{c = s mod pp} n_c
     vpp = 1:  minimise  (m - 1) T + sum_s t_s                 (1F1B)
     vpp > 1:  sum_g n_{c,g} t_g + r_s dt + p_s / vpp + h_c <= K,
@@ -167,6 +172,9 @@ def solve_partition(costs: StageCosts, allow_recompute: bool, window: int | None
         f = costs.inflight[s]
         prob += (pulp.lpSum(v * (costs.state[k] + f * costs.a_none[k]) * ms for k, v in n.items())
                  - r * f * da * ms + z * a_max * ms + costs.extra_mem[s] * ms <= costs.capacity * ms), f"memory_{s}"
+        if any(costs.main_grad):  # the optimizer step (memory.phase_peak_bytes): no activations, fp32 main grads
+            prob += (pulp.lpSum(v * (costs.state[k] + costs.main_grad[k]) * ms for k, v in n.items())
+                     + costs.extra_step[s] * ms <= costs.capacity * ms), f"memory_step_{s}"
     if vpp == 1:
         prob += (m - 1) * T + pulp.lpSum(stage_t)
     else:

@@ -171,7 +171,11 @@ def _param_totals(mkey: int) -> tuple[float, float]:
 
 def state_lower_bound(model: ModelSpec, shape: Shape, grad_fp32: bool = True) -> float:
     """Bytes per GPU of weights, gradients and optimizer states if every stage held
-    an equal share (the most loaded stage holds at least this), plus the runtime reserve."""
+    an equal share (the most loaded stage holds at least this), plus the runtime reserve.
+
+    A valid lower bound of the phase-aware peak (:func:`planner.cost.memory.phase_peak_bytes`):
+    the optimizer step holds every state, the fp32 main gradients of 16-bit-gradient plans
+    included, plus ``other`` (at least the reserve), and the peak is at least the step."""
     dense, expert = _param_totals(_key(model))
     etp = shape.etp
     st = state_bytes(dense / (shape.tp * shape.pp), expert / (shape.ep * etp * shape.pp), shape.dp * shape.cp,
@@ -241,6 +245,9 @@ def min_recompute_per_stage(model: ModelSpec, system: System, plan: TrainingPlan
         if costs is None:  # ZeRO-3: same activations, no stage_costs; walk with the estimator's numbers
             rec.append(len(layers))
             continue
+        step = sum(costs.state[costs.kind[i]] + costs.main_grad[costs.kind[i]] for i in layers) + costs.extra_step[s]
+        if step > cap * (1 + 1e-9):  # the optimizer step (fp32 main grads, no activations): recomputation cannot help
+            return None
         f = costs.inflight[s]
         freed, r = -max(costs.a_none), 0  # the re-materialised layer costs one layer's activations
         while r < len(layers) and freed < excess:
