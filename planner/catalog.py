@@ -36,17 +36,14 @@ from .files import FileInputError, parse_json, parse_yaml, read_text
 from .limits import MAX_NAME_CHARS, MAX_SPEC_FILE_BYTES
 from .specs.hardware import System
 from .specs.model import ModelSpec, from_hf_config
-from .specs.text import bad_character, printable
+from .specs.text import bad_character
 
 _PKG = Path(__file__).resolve().parent
 
 
 class SpecError(PlannerError):
     """A spec that cannot be found or read: the message is one line for the user (control characters
-    of a quoted name or path are escaped)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(printable(str(message)))
+    of a quoted name or path are escaped, as in every :class:`~planner.errors.PlannerError`)."""
 
 
 def _clip(text: str, n: int = 60) -> str:

@@ -20,6 +20,7 @@ from planner.plans import (
     ServingDocument,
     TrainingDocument,
     check_file,
+    did_you_mean,
     summary,
 )
 
@@ -46,13 +47,10 @@ def export_text(doc: TrainingDocument | ServingDocument | PlacementDocument | Fl
     them, with the closest)."""
     kind, targets = _targets(doc)
     if target not in targets:
-        import difflib
-
         if not targets:
             fail(f"this {kind} has no export target yet")
-        near = difflib.get_close_matches(target, targets, n=1, cutoff=0.5)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        fail(f"--to {target!r} is not an export target of this {kind}{hint}; choose from {', '.join(targets)}")
+        fail(f"--to {target!r} is not an export target of this {kind}{did_you_mean(target, targets)}; choose from "
+             f"{', '.join(targets)}")
     if isinstance(doc, TrainingDocument):
         from planner.export import export
 

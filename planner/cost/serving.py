@@ -274,6 +274,13 @@ def kv_bytes_per_request_per_gpu(model: ModelSpec, plan: ServingPlan, tokens: in
     return per_layer * ((kv_layers - sliding) * tokens + sliding * min(tokens, model.sliding_window))
 
 
+def longest_request_fits(model: ModelSpec, plan: ServingPlan, mem: ServingMemory, tokens: int) -> bool:
+    """Whether one request of ``tokens`` tokens (the longest a deployment is sized for) fits a worker's KV cache
+    beside its weights and workspace (``mem``: the worker's :func:`serving_memory`)."""
+    need = mem.weights_bytes + mem.workspace_bytes + kv_bytes_per_request_per_gpu(model, plan, tokens)
+    return need <= mem.usable_bytes
+
+
 # ---------------------------------------------------------------------------
 # decode step
 # ---------------------------------------------------------------------------
@@ -612,4 +619,4 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
 
 __all__ = ["BACKENDS", "BackendConstants", "closed_loop", "closed_network_wait", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
            "ServingPlan", "WEIGHT_BYTES", "check_serving_plan", "decode_step_s", "estimate_serving",
-           "kv_bytes_per_request_per_gpu", "kv_bytes_per_token_per_gpu", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]
+           "kv_bytes_per_request_per_gpu", "kv_bytes_per_token_per_gpu", "longest_request_fits", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]

@@ -30,8 +30,9 @@ from typing import Any
 import yaml
 
 from ..errors import PlannerError
+from ..specs.text import REFUSED_CATEGORIES
 
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cf", "Cs"})
+_UNSAFE_CATEGORIES = REFUSED_CATEGORIES  # the characters a spec name may not hold, shown as escapes here
 
 
 class ExportError(PlannerError):

@@ -35,7 +35,8 @@ READABLE_VERSIONS: dict[str, tuple[str, ...]] = {
     "planner.fleet-plan": ("1.0",),
 }
 
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+#: Every document model: unknown fields refused, no type coercion ("8" is not 8), immutable, finite numbers only.
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 Name = str  # names are checked for control characters by the gate (they reach scripts, quoted)
 
@@ -43,7 +44,7 @@ Name = str  # names are checked for control characters by the gate (they reach s
 class ModelRef(BaseModel):
     """The model a plan is for: its name, Hugging Face id and the full spec (:class:`planner.ModelSpec` fields)."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     name: Name = Field(min_length=1, max_length=200)
     hf_id: Name | None = Field(None, max_length=200)
@@ -53,7 +54,7 @@ class ModelRef(BaseModel):
 class SystemRef(BaseModel):
     """The hardware a plan is for: its name and the full spec (:class:`planner.System` fields)."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     name: Name = Field(min_length=1, max_length=200)
     spec: dict[str, Any] = Field(description="System.model_dump(mode='json'): re-validated on import")
@@ -62,7 +63,7 @@ class SystemRef(BaseModel):
 class Traffic(BaseModel):
     """The traffic a serving deployment is sized for."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     rate_rps: float | None = Field(None, gt=0, le=L.MAX_RATE, description="requests per second to serve "
                                    "(None: as many as the GPUs hold)")
@@ -74,7 +75,7 @@ class Traffic(BaseModel):
 
 
 class SLO(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
 
     ttft_ms: float = Field(gt=0, le=L.MAX_SLO_S * 1e3)
     tpot_ms: float = Field(gt=0, le=L.MAX_SLO_S * 1e3)
@@ -83,7 +84,7 @@ class SLO(BaseModel):
 class PoolPrediction(BaseModel):
     """What the serving model predicts for one worker of a pool at its concurrency."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     ttft_ms: float = Field(ge=0)
     tpot_ms: float = Field(ge=0)
@@ -98,7 +99,7 @@ class PoolPrediction(BaseModel):
 class ServingPool(BaseModel):
     """Identical workers (engine instances) of one role."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     role: Literal["aggregated", "prefill", "decode"]
     plan: ServingPlan
@@ -114,7 +115,7 @@ class ServingPool(BaseModel):
 class ServingPrediction(BaseModel):
     """The deployment as a whole."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     ttft_ms: float = Field(ge=0)
     tpot_ms: float = Field(ge=0)
@@ -126,7 +127,7 @@ class ServingPrediction(BaseModel):
 
 
 class Engine(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
 
     name: Literal["vllm", "sglang", "trtllm"]
     version: str = Field(min_length=1, max_length=40, description="the engine release the timing constants and the "
@@ -136,7 +137,7 @@ class Engine(BaseModel):
 class ServingDocument(BaseModel):
     """A serving deployment: one ``aggregated`` pool, or a ``prefill`` and a ``decode`` pool."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     schema_: Literal["planner.serving-plan"] = Field("planner.serving-plan", alias="schema")
     schema_version: Literal["1.0"] = "1.0"
@@ -157,7 +158,7 @@ class PlacementDocument(BaseModel):
     ``g``; ``physical_to_logical[l][slot]`` the expert it holds in layer ``l``; ``replica_share`` the share of that
     expert's tokens the slot takes (0 for an empty slot)."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     schema_: Literal["planner.expert-placement"] = Field("planner.expert-placement", alias="schema")
     schema_version: Literal["1.0"] = "1.0"
@@ -179,7 +180,7 @@ class PlacementDocument(BaseModel):
 class FleetPool(BaseModel):
     """The part of a fleet on one GPU type: a serving document and the traffic share it takes."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     gpu: Name
     traffic_share: float = Field(ge=0, le=1)
@@ -189,7 +190,7 @@ class FleetPool(BaseModel):
 class FleetDocument(BaseModel):
     """Serving over several GPU types (filled in by the fleet planner)."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     schema_: Literal["planner.fleet-plan"] = Field("planner.fleet-plan", alias="schema")
     schema_version: Literal["1.0"] = "1.0"

@@ -58,7 +58,8 @@ class GateFailure(RuntimeError):
     """A search produced an answer the gate refuses: a bug in the planner, not in the input (exit 1)."""
 
 
-def _closest(name: str, known: list[str]) -> str:
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to ``name``, or "" when none is close."""
     import difflib
 
     near = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
@@ -91,7 +92,7 @@ def check(document: Any, where: str = "plan") -> Document:
             raise PlanCheckError(f"{where}: an expert placement written before plan documents existed "
                                  f"(\"format\": {short(data['format'])}); run `planner experts ... --export` again")
         got = f"{short(kind)}" if kind is not None else "none"
-        hint = _closest(kind, list(KINDS)) if isinstance(kind, str) else ""
+        hint = did_you_mean(kind, list(KINDS)) if isinstance(kind, str) else ""
         raise PlanCheckError(f"{where}: schema: not a planner plan document (got {got}{hint}; expected one of "
                              f"{', '.join(KINDS)})")
     model, versions, rules = KINDS[kind]
@@ -190,6 +191,7 @@ __all__ = [
     "check",
     "check_file",
     "check_plan_document",
+    "did_you_mean",
     "gated",
     "load_plan_document",
     "summary",

@@ -10,7 +10,6 @@ when a search checks its own answers and the gate never grows them without bound
 from __future__ import annotations
 
 import json
-import unicodedata
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from ..cost.training_plan import PlanError
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
+from ..specs.text import REFUSED_CATEGORIES, first_refused
 
 
 class PlanCheckError(PlanError):
@@ -25,19 +25,18 @@ class PlanCheckError(PlanError):
     field."""
 
 
-#: Unicode categories refused in names that reach scripts and manifests: control (newline, tab, NUL, DEL),
-#: format (zero-width, bidirectional overrides), line and paragraph separators, surrogates, private use.
-_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+#: Unicode categories refused in names that reach scripts and manifests: the spec files' (control, format, line
+#: and paragraph separators, surrogates) and private use.
+_BAD_CATEGORIES = REFUSED_CATEGORIES | {"Co"}
 
 
 def check_name(value: str | None, field: str, where: str) -> None:
     """Refuse a name holding a control or invisible formatting character (one line naming the field)."""
-    if value is None:
-        return
-    for i, ch in enumerate(value):
-        if unicodedata.category(ch) in _BAD_CATEGORIES:
-            raise PlanCheckError(f"{where}: {field}: control character {ch!r} at position {i} in {value[:60]!r}; "
-                                 f"names must be printable")
+    found = None if value is None else first_refused(value, _BAD_CATEGORIES)
+    if found is not None:
+        i, ch = found
+        raise PlanCheckError(f"{where}: {field}: control character {ch!r} at position {i} in {value[:60]!r}; "
+                             f"names must be printable")
 
 
 def short(value: Any, limit: int = 60) -> str:

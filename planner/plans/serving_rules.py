@@ -19,6 +19,7 @@ from ..cost.serving import (
     check_serving_plan,
     estimate_serving,
     kv_bytes_per_request_per_gpu,
+    longest_request_fits,
     serving_memory,
 )
 from ..specs.hardware import System
@@ -46,14 +47,6 @@ def pool_memory(model: ModelSpec, system: System, plan: ServingPlan, isl: int, o
     per_request = kv_bytes_per_request_per_gpu(model, plan, isl + osl)
     peak = mem.weights_bytes + mem.workspace_bytes + math.ceil(concurrency / plan.dp) * per_request
     return PoolMemory(mem.weights_bytes, peak, mem.usable_bytes, mem.max_concurrency)
-
-
-def longest_request_fits(model: ModelSpec, system: System, plan: ServingPlan, tokens: int, isl: int, osl: int) -> bool:
-    """Whether one request of ``tokens`` tokens (the longest the deployment is sized for) fits a worker's KV cache
-    beside its weights and workspace."""
-    mem = serving_memory(model, system, plan, isl, osl)
-    need = mem.weights_bytes + mem.workspace_bytes + kv_bytes_per_request_per_gpu(model, plan, tokens)
-    return need <= mem.usable_bytes
 
 
 def _le(a: float, b: float) -> bool:
@@ -152,7 +145,7 @@ def _check_pool(doc: ServingDocument, pool: ServingPool, at: str, model: ModelSp
         raise PlanCheckError(f"{where}: {at}.concurrency {pool.concurrency} does not fit: needs {mem.peak_bytes / gb:,.1f}"
                              f" GB per GPU; {mem.usable_bytes / gb:,.1f} GB of {system.accelerator.name} are usable "
                              f"(at most {mem.max_concurrency} requests)")
-    if not longest_request_fits(model, system, plan, t.max_request_tokens, t.isl, t.osl):
+    if not longest_request_fits(model, plan, serving_memory(model, system, plan, t.isl, t.osl), t.max_request_tokens):
         raise PlanCheckError(f"{where}: {at}: one request of traffic.max_request_tokens {t.max_request_tokens} does "
                              f"not fit the KV cache of a worker")
     pp = pool.predicted
@@ -182,4 +175,4 @@ def _check_pool(doc: ServingDocument, pool: ServingPool, at: str, model: ModelSp
     return pool.gpus
 
 
-__all__ = ["PoolMemory", "check_serving", "longest_request_fits", "pool_memory"]
+__all__ = ["PoolMemory", "check_serving", "pool_memory"]

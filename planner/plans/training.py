@@ -37,6 +37,7 @@ from .. import limits as L
 from ..cost.training import TrainingEstimate, TrainingPlan, estimate_training
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
+from .documents import STRICT
 from .refs import (
     PlanCheckError,
     builtin_model,
@@ -53,14 +54,13 @@ SCHEMA_VERSION = "1.1"
 #: The versions this planner reads (exact strings).
 READABLE = ("1.0", "1.1")
 
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 _Count = Field(ge=1, le=L.MAX_GPUS)
 
 
 class TrainingModelInfo(BaseModel):
     """The model trained: the facts launchers need, and (from 1.1) its full spec."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     name: str = Field(min_length=1, max_length=200, description="catalog name (or the config's name)")
     hf_id: str | None = Field(max_length=200, description="Hugging Face repository id")
@@ -79,7 +79,7 @@ class TrainingModelInfo(BaseModel):
 class TrainingSystemInfo(BaseModel):
     """The hardware the plan runs on: the facts launchers need, and (from 1.1) its full spec."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     name: str = Field(min_length=1, max_length=200, description="catalog name (or the YAML's name)")
     accelerator: str = Field(min_length=1, max_length=200)
@@ -95,7 +95,7 @@ class TrainingSystemInfo(BaseModel):
 class TrainingPlanSection(BaseModel):
     """:class:`planner.TrainingPlan` fields (Megatron-LM semantics), all required, plus two derived ones."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     tp: int = Field(ge=1, le=L.MAX_GPUS, description="tensor parallel size")
     pp: int = Field(ge=1, le=L.MAX_LAYERS, description="pipeline parallel size")
@@ -133,7 +133,7 @@ class TrainingPlanSection(BaseModel):
 class TrainingMemory(BaseModel):
     """Bytes per GPU on the most loaded pipeline stage."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     weights_bytes: float = Field(ge=0)
     gradients_bytes: float = Field(ge=0)
@@ -151,7 +151,7 @@ class TrainingMemory(BaseModel):
 class TrainingPrediction(BaseModel):
     """What the cost model predicts for the plan."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     step_time_s: float = Field(gt=0)
     tokens_per_s: float = Field(ge=0)
@@ -165,7 +165,7 @@ class TrainingPrediction(BaseModel):
 class TrainingDocument(BaseModel):
     """One estimated training plan (``planner train --json`` -> ``best.plan_document``)."""
 
-    model_config = ConfigDict(**_STRICT, title="planner training plan document")
+    model_config = ConfigDict(**STRICT, title="planner training plan document")
 
     schema_: Literal["planner.training-plan"] = Field(SCHEMA_ID, alias="schema")
     schema_version: Literal["1.0", "1.1"] = Field(SCHEMA_VERSION, description="exact strings; 1.0 has no embedded "

@@ -48,7 +48,7 @@ from ..cost.serving import (
     ServingPlan,
     check_serving_plan,
     estimate_serving,
-    kv_bytes_per_request_per_gpu,
+    longest_request_fits,
     serving_memory,
 )
 from ..errors import PlannerError
@@ -117,8 +117,7 @@ def _runs(job: _Job, plan: ServingPlan) -> bool:
         return False
     mem = serving_memory(job.model, job.system, plan, job.isl, job.osl)
     longest = max(job.max_request_tokens, job.isl + job.osl)
-    need = mem.weights_bytes + mem.workspace_bytes + kv_bytes_per_request_per_gpu(job.model, plan, longest)
-    return mem.max_concurrency >= 1 and need <= mem.usable_bytes
+    return mem.max_concurrency >= 1 and longest_request_fits(job.model, plan, mem, longest)
 
 
 def _layouts(model: ModelSpec, system: System, precisions: tuple[str, ...], backend: str, max_gpus: int

@@ -516,20 +516,7 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
     """
     t0 = time.perf_counter()
     _check_job(model, system, gpus, seq_len, global_batch, objective, tokens, budget_usd, deadline_s, top,
-               dtypes, max_memory_fraction)
-    try:
-        if price_per_gpu_hour is not None:
-            check_number(price_per_gpu_hour, "price per GPU-hour", hi=MAX_USD)
-        for name, values in (("micro-batch sizes", micro_batches), ("ZeRO stages", zero_stages),
-                             ("recompute modes", recompute)):
-            if not isinstance(values, (tuple, list)):
-                raise PlanError(f"{name} must be a tuple, got {type(values).__name__}")
-        for mb in micro_batches:
-            check_int(mb, "micro-batch size", hi=MAX_BATCH)
-    except PlanError:
-        raise
-    except PlannerError as exc:
-        raise PlanError(str(exc)) from None
+               dtypes, max_memory_fraction, price_per_gpu_hour, micro_batches, zero_stages, recompute)
     price = price_per_gpu_hour if price_per_gpu_hour is not None else system.accelerator.price_per_hour_usd
     if objective in ("cost",) and price is None:
         raise PlanError(f"objective 'cost' needs a price: {system.name} has no price_per_hour; give --price")
@@ -600,7 +587,9 @@ def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, g
 
 def _check_job(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int, objective: str,
                tokens: float | None, budget: float | None, deadline: float | None, top: int,
-               dtypes: tuple[str, ...], frac: float) -> None:
+               dtypes: tuple[str, ...], frac: float, price: float | None, micro_batches: object,
+               zero_stages: object, recompute: object) -> None:
+    """Every argument of a search in its domain (one :class:`PlanError` line), before any work depends on it."""
     if not isinstance(model, ModelSpec) or not isinstance(system, System):
         raise PlanError("search_training takes a ModelSpec and a System (planner.get_model / planner.get_system)")
     try:  # every number finite, with its sign and bound (planner.limits), before any work depends on it
@@ -630,6 +619,17 @@ def _check_job(model: ModelSpec, system: System, gpus: int, seq_len: int, global
             raise PlanError(f"unknown training dtype {d!r}; choose bf16, fp16 or fp8")
         if d == "fp8" and not system.accelerator.has_native("fp8"):
             raise PlanError(f"{system.accelerator.name} has no FP8 tensor cores; use bf16")
+    try:
+        if price is not None:
+            check_number(price, "price per GPU-hour", hi=MAX_USD)
+        for name, values in (("micro-batch sizes", micro_batches), ("ZeRO stages", zero_stages),
+                             ("recompute modes", recompute)):
+            if not isinstance(values, (tuple, list)):
+                raise PlanError(f"{name} must be a tuple, got {type(values).__name__}")
+        for mb in micro_batches:  # type: ignore[attr-defined]
+            check_int(mb, "micro-batch size", hi=MAX_BATCH)
+    except PlannerError as exc:  # a PlanError as it is; the limits' errors become one
+        raise PlanError(str(exc)) from None
 
 
 def _gb(x: float) -> str:

@@ -41,7 +41,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from ..errors import PlannerError
 from ..limits import MAX_GPUS
 from .text import MAX_LABEL_CHARS, MAX_TEXT_CHARS, check_line
-from .units import Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Watts
+from .units import Bytes, BytesPerSecond, FlopsPerSecond, Seconds, Watts, whole_number
 
 
 def _within(lo: float, hi: float, show: Callable[[float], str]) -> Callable[[float], float]:
@@ -69,13 +69,6 @@ def _rate(unit: str) -> Callable[[float], str]:
     return show
 
 
-def _whole(v: Any) -> Any:
-    """A count: an integer (or an integral float), never a bool."""
-    if isinstance(v, (bool, str)) or (isinstance(v, float) and (not math.isfinite(v) or v != int(v))):
-        raise ValueError(f"must be a whole number, got {v!r}")
-    return v
-
-
 HBMBytes = Annotated[Bytes, AfterValidator(_within(1e9, 1e14, _rate("B")))]
 HostBytes = Annotated[Bytes, AfterValidator(_within(1e9, 1e15, _rate("B")))]
 HBMBandwidth = Annotated[BytesPerSecond, AfterValidator(_within(1e9, 1e15, _rate("B/s")))]
@@ -83,7 +76,7 @@ LinkBandwidth = Annotated[BytesPerSecond, AfterValidator(_within(1e8, 1e15, _rat
 PeakFlops = Annotated[FlopsPerSecond, AfterValidator(_within(1e9, 1e18, _rate("FLOP/s")))]
 Latency = Annotated[Seconds, AfterValidator(_within(0.0, 1.0, _rate("s")))]
 Power = Annotated[Watts, AfterValidator(_within(1.0, 1e5, _rate("W")))]
-Count = Annotated[int, BeforeValidator(_whole), Field(ge=1, le=MAX_GPUS)]
+Count = Annotated[int, BeforeValidator(whole_number), Field(ge=1, le=MAX_GPUS)]
 Text = Annotated[str, AfterValidator(lambda v: check_line(v, MAX_TEXT_CHARS))]
 
 Dtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
@@ -110,7 +103,7 @@ class Accelerator(StrictModel):
     tdp_w: Power
     price_per_hour_usd: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False,
                                              description="on-demand $/GPU-hour, dated in sources")
-    launch_year: Annotated[int, BeforeValidator(_whole), Field(ge=1990, le=2100)] | None = None
+    launch_year: Annotated[int, BeforeValidator(whole_number), Field(ge=1990, le=2100)] | None = None
 
     @field_validator("name")
     @classmethod

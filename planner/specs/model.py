@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import PlannerError
 from ..limits import MAX_EXPERTS, MAX_HEADS, MAX_HIDDEN, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB
 from .text import MAX_LABEL_CHARS, MAX_TEXT_CHARS, check_line, line_problem
+from .units import show, whole_number
 
 LayerAttention = Literal["full", "sliding", "linear"]
 
@@ -59,18 +60,6 @@ class ModelConfigError(PlannerError):
     """A config.json field outside its domain: one line ``field: what was expected, got value``."""
 
 
-def _show(value: Any) -> str:
-    """``repr(value)`` clipped to 40 characters (a hostile value can be megabytes long)."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _strict_ints(v: Any) -> Any:
-    """A before-validator for integer fields: bools, strings and fractional or non-finite floats are refused
-    (pydantic's lax mode would take ``True`` as 1 and ``"8"`` as 8)."""
-    if isinstance(v, (bool, str)) or (isinstance(v, float) and (not math.isfinite(v) or v != int(v))):
-        raise ValueError(f"must be a whole number, got {_show(v)}")
-    return v
 
 
 class MLAConfig(BaseModel):
@@ -83,7 +72,7 @@ class MLAConfig(BaseModel):
     qk_rope_head_dim: int = Field(ge=0, le=MAX_HIDDEN)
     v_head_dim: int = Field(gt=0, le=MAX_HIDDEN)
 
-    _ints = field_validator("*", mode="before")(_strict_ints)
+    _ints = field_validator("*", mode="before")(whole_number)
 
 
 class MoEConfig(BaseModel):
@@ -98,7 +87,7 @@ class MoEConfig(BaseModel):
     moe_layers: tuple[int, ...] = Field(min_length=1, max_length=MAX_LAYERS)  # indices of layers whose MLP is MoE
 
     _ints = field_validator("num_experts", "top_k", "expert_intermediate_size", "num_shared_experts",
-                            "shared_intermediate_size", mode="before")(_strict_ints)
+                            "shared_intermediate_size", mode="before")(whole_number)
 
     @model_validator(mode="after")
     def _topk(self) -> "MoEConfig":
@@ -117,7 +106,7 @@ class LinearAttentionConfig(BaseModel):
     value_head_dim: int = Field(gt=0, le=MAX_HIDDEN)
     conv_kernel: int = Field(default=4, ge=1, le=MAX_HIDDEN)
 
-    _ints = field_validator("*", mode="before")(_strict_ints)
+    _ints = field_validator("*", mode="before")(whole_number)
 
 
 class ModelSpec(BaseModel):
@@ -153,7 +142,7 @@ class ModelSpec(BaseModel):
     weight_quantization: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)  # fp8, nvfp4, mxfp4...
 
     _ints = field_validator("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
-                            "vocab_size", "max_seq_len", "sliding_window", "num_mtp_layers", mode="before")(_strict_ints)
+                            "vocab_size", "max_seq_len", "sliding_window", "num_mtp_layers", mode="before")(whole_number)
 
     @field_validator("name", "model_type")
     @classmethod
@@ -416,7 +405,7 @@ class _Fields:
         if v is None:
             return default
         if not isinstance(v, bool):
-            raise ModelConfigError(f"{key}: must be true or false, got {_show(v)}")
+            raise ModelConfigError(f"{key}: must be true or false, got {show(v)}")
         return v
 
     def fraction(self, key: str, default: float) -> float:
@@ -424,7 +413,7 @@ class _Fields:
         if v is None:
             return default
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:
-            raise ModelConfigError(f"{key}: must be a number between 0 and 1, got {_show(v)}")
+            raise ModelConfigError(f"{key}: must be a number between 0 and 1, got {show(v)}")
         return float(v)
 
     def layer_indices(self, key: str, num_layers: int) -> set[int]:
@@ -433,14 +422,14 @@ class _Fields:
         if v is None:
             return set()
         if not isinstance(v, list):
-            raise ModelConfigError(f"{key}: must be a list of layer indices, got {_show(v)}")
+            raise ModelConfigError(f"{key}: must be a list of layer indices, got {show(v)}")
         if len(v) > num_layers:
             raise ModelConfigError(f"{key}: {len(v)} entries for {num_layers} layers")
         out = set()
         for j, x in enumerate(v):
             if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < num_layers:
                 raise ModelConfigError(f"{key}[{j}]: a layer index must be a whole number in [0, {num_layers - 1}], "
-                                       f"got {_show(x)}")
+                                       f"got {show(x)}")
             out.add(x)
         return out
 
@@ -448,12 +437,12 @@ class _Fields:
         """One known entry per layer, mapped to the planner's kinds."""
         v = self.cfg.get(key)
         if not isinstance(v, list):
-            raise ModelConfigError(f"{key}: must be a list with one entry per layer, got {_show(v)}")
+            raise ModelConfigError(f"{key}: must be a list with one entry per layer, got {show(v)}")
         if len(v) != num_layers:
             raise ModelConfigError(f"{key}: {len(v)} entries for num_hidden_layers {num_layers}")
         for j, t in enumerate(v):
             if not isinstance(t, str) or t not in known:
-                raise ModelConfigError(f"{key}[{j}]: unknown layer type {_show(t)}; known: {', '.join(known)}")
+                raise ModelConfigError(f"{key}[{j}]: unknown layer type {show(t)}; known: {', '.join(known)}")
         return tuple(known[t] for t in v)
 
 
@@ -461,12 +450,12 @@ def _whole(v: Any, key: str, lo: int, hi: int) -> int:
     """``v`` as an int in ``[lo, hi]``: an int or an integral float; never a bool or a string."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not
                                                                    (math.isfinite(v) and v == int(v))):
-        raise ModelConfigError(f"{key}: must be a whole number, got {_show(v)}")
+        raise ModelConfigError(f"{key}: must be a whole number, got {show(v)}")
     n = int(v)
     if n < lo:
         raise ModelConfigError(f"{key}: must be at least {lo}, got {n}")
     if n > hi:
-        raise ModelConfigError(f"{key}: must be at most {hi:,}, got {_show(n) if n > 10**30 else f'{n:,}'}")
+        raise ModelConfigError(f"{key}: must be at most {hi:,}, got {show(n) if n > 10**30 else f'{n:,}'}")
     return n
 
 
@@ -521,7 +510,7 @@ def _from_hf_config(cfg: dict[str, Any], name: str | None) -> ModelSpec:
     _label(mt, "model_type")
     archs = top.get("architectures")
     if archs is not None and not (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
-        raise ModelConfigError(f"architectures: must be a list of class names, got {_show(archs)}")
+        raise ModelConfigError(f"architectures: must be a list of class names, got {show(archs)}")
     if not mt and not archs:
         raise UnsupportedArchitecture("no model_type or architectures: not a Hugging Face config.json")
     arch = _label((archs or [mt or "unknown"])[0], "architectures[0]")

@@ -15,26 +15,25 @@ import unicodedata
 
 #: Unicode categories refused in names: control (Cc: NUL, tab, newline, CR, DEL...), format (Cf: bidi
 #: overrides, zero-width characters), line and paragraph separators (Zl, Zp: U+2028, U+2029), surrogates (Cs).
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+#: The exporters show the same characters as escapes on comment lines; the plan gate also refuses private use (Co).
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 MAX_LABEL_CHARS = 256  # a name, alias or Hugging Face id
 MAX_TEXT_CHARS = 4096  # a description or a source line
 
 
-def bad_character(text: str) -> str | None:
-    """The first refused character of ``text`` as ``U+000A``-style text, or None when the text is clean."""
-    for ch in text:
-        if unicodedata.category(ch) in _REFUSED_CATEGORIES:
-            return f"U+{ord(ch):04X}"
+def first_refused(text: str, categories: frozenset[str] = REFUSED_CATEGORIES) -> tuple[int, str] | None:
+    """(position, character) of the first character of ``text`` in one of ``categories``, or None."""
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in categories:
+            return i, ch
     return None
 
 
-def printable(text: str) -> str:
-    """``text`` with every refused character written as its escape (``\\n``, ``\\u2028``): a message that
-    quotes a hostile value stays one line."""
-    if bad_character(text) is None:
-        return text
-    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in _REFUSED_CATEGORIES else ch for ch in text)
+def bad_character(text: str) -> str | None:
+    """The first refused character of ``text`` as ``U+000A``-style text, or None when the text is clean."""
+    found = first_refused(text)
+    return None if found is None else f"U+{ord(found[1]):04X}"
 
 
 def line_problem(value: object, max_chars: int = MAX_LABEL_CHARS) -> str | None:
@@ -59,4 +58,5 @@ def check_line(value: object, max_chars: int = MAX_LABEL_CHARS) -> str:
     return value  # type: ignore[return-value]
 
 
-__all__ = ["MAX_LABEL_CHARS", "MAX_TEXT_CHARS", "bad_character", "check_line", "line_problem", "printable"]
+__all__ = ["MAX_LABEL_CHARS", "MAX_TEXT_CHARS", "REFUSED_CATEGORIES", "bad_character", "check_line", "first_refused",
+           "line_problem"]

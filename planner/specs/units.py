@@ -39,26 +39,34 @@ class UnitError(PlannerError):
 _MAX_QUANTITY_CHARS = 64  # '989.5 TFLOPS' is 12: a longer string is not a quantity
 
 
-def _show(value: object) -> str:
-    """``repr(value)``, clipped: a hostile value can be megabytes long."""
+def show(value: object) -> str:
+    """``repr(value)`` clipped to 40 characters: a hostile value can be megabytes long."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def whole_number(v: object) -> object:
+    """A before-validator for counts: bools, strings and fractional or non-finite floats are refused (pydantic's
+    lax mode would take ``True`` as 1 and ``"8"`` as 8); the field's own bounds do the rest."""
+    if isinstance(v, (bool, str)) or (isinstance(v, float) and (not math.isfinite(v) or v != int(v))):
+        raise ValueError(f"must be a whole number, got {show(v)}")
+    return v
 
 
 def _split(text: str, units_regex: str, what: str) -> tuple[float, str, str]:
     s = str(text).strip().replace(",", "").replace("_", "")
     m = re.fullmatch(_NUM + r"\s*" + _PREFIX + r"\s*(?P<unit>" + units_regex + r")", s) if len(s) <= _MAX_QUANTITY_CHARS else None
     if not m:
-        raise UnitError(f"cannot read {_show(text)} as {what}")
+        raise UnitError(f"cannot read {show(text)} as {what}")
     return float(m.group("num")), m.group("prefix") or "", m.group("unit")
 
 
 def _checked(n: float, value: object, what: str) -> float:
     """``n`` if finite and not negative: ``1e400 GB`` overflows to inf, YAML's ``.nan`` is a float."""
     if not math.isfinite(n):
-        raise UnitError(f"{what} must be a finite number, got {_show(value)}")
+        raise UnitError(f"{what} must be a finite number, got {show(value)}")
     if n < 0:
-        raise UnitError(f"{what} must not be negative, got {_show(value)}")
+        raise UnitError(f"{what} must not be negative, got {show(value)}")
     return n
 
 
@@ -99,7 +107,7 @@ def parse_flops(value: object) -> float:
     if n is None:
         num, prefix, _ = _split(str(value), r"FLOPS|FLOP/s|flops|flop/s|OPS|ops|OP/s", "a rate (e.g. '989.5 TFLOPS')")
         if prefix in _BINARY:
-            raise UnitError(f"binary prefixes make no sense for FLOP/s: {_show(value)}")
+            raise UnitError(f"binary prefixes make no sense for FLOP/s: {show(value)}")
         n = num * _DECIMAL[prefix]
     return _checked(n, value, "FLOP/s")
 
@@ -115,7 +123,7 @@ def parse_seconds(value: object) -> float:
         s = str(value).strip()
         m = re.fullmatch(_NUM + r"\s*(?P<unit>s|ms|us|µs|ns|min|h|days|d)", s) if len(s) <= _MAX_QUANTITY_CHARS else None
         if not m:
-            raise UnitError(f"cannot read {_show(value)} as a time (e.g. '2 us', '300 ms')")
+            raise UnitError(f"cannot read {show(value)} as a time (e.g. '2 us', '300 ms')")
         n = float(m.group("num")) * _TIME[m.group("unit")]
     return _checked(n, value, "time")
 
