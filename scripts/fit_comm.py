@@ -44,6 +44,10 @@ from planner.specs.hardware import System  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "reference" / "collectives"
 MIB = 2**20
+# NVSwitch all_reduce rows at least this large fit the bulk (Simple) protocol form: from here
+# up the measured bus bandwidth keeps rising with size (A100 8 GPUs: 125 GB/s at 16-32 MiB,
+# 174 GB/s at 64 MiB), which one latency + bandwidth line over all sizes cannot follow.
+BULK_MIN_BYTES = 16 * MIB
 
 # machine -> (spec file, accelerators per node in the measured machine, or None to keep the spec's)
 MACHINES = {
@@ -155,9 +159,14 @@ def fit(root: Path) -> dict[tuple[str, str], TierFit]:
         ar = select(ar, ar["n"] == ar["per_node"])
         st, bb = steps_and_bus(ar, "all_reduce")
         b = irls(np.stack([one(len(st)), st, bb / node.scale_up_bandwidth_bytes_per_s], 1), ar["t"], ar["t"])
+        # the bulk (Simple) protocol: the same rows from BULK_MIN_BYTES up, where NCCL's tuner takes it
+        big = select(ar, ar["size"] >= BULK_MIN_BYTES)
+        stb, bbb = steps_and_bus(big, "all_reduce")
+        bulk = irls(np.stack([one(len(stb)), stb, bbb / node.scale_up_bandwidth_bytes_per_s], 1), big["t"], big["t"])
         sr = data[dgx, "send_recv"]
         nvs = TierFit(bus_eff=1 / b[2], launch_s=b[0], step_s=b[1],
-                      **p2p(select(sr, sr["per_node"] == 2), node.scale_up_bandwidth_bytes_per_s))
+                      **p2p(select(sr, sr["per_node"] == 2), node.scale_up_bandwidth_bytes_per_s),
+                      bulk_eff=1 / bulk[2], bulk_s=bulk[0], bulk_step_s=bulk[1])
         fits[fam, "nvswitch"] = nvs
         net_p2p = p2p(select(sr, sr["per_node"] == 1), node.nic_bandwidth_bytes_per_s)
         if fam == "ampere":  # network: all_reduce over m nodes; the ring gets r NICs per node
@@ -238,10 +247,13 @@ def main(argv: list[str]) -> int:
     print("# paste into planner/cost/comm.py")
     print("_FITS: dict[tuple[str, str], TierFit] = {")
     for (fam, tier), f in fits.items():
+        bulk = (f", bulk_eff={_g(f.bulk_eff)}, bulk_s={_g(f.bulk_s)}, bulk_step_s={_g(f.bulk_step_s)}"
+                if f.bulk_eff else "")
         print(f'    ("{fam}", "{tier}"): TierFit(bus_eff={_g(f.bus_eff)}, launch_s={_g(f.launch_s)}, '
-              f"step_s={_g(f.step_s)}, p2p_eff={_g(f.p2p_eff)}, p2p_s={_g(f.p2p_s)}),")
+              f"step_s={_g(f.step_s)}, p2p_eff={_g(f.p2p_eff)}, p2p_s={_g(f.p2p_s)}{bulk}),")
     print("}")
-    rounded = {key: TierFit(**{k: float(_g(v)) for k, v in vars(f).items()}) for key, f in fits.items()}
+    rounded = {key: TierFit(**{k: (None if v is None else float(_g(v))) for k, v in vars(f).items()})
+               for key, f in fits.items()}
     report(root, rounded)
     return 0
 

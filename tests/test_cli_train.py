@@ -48,6 +48,7 @@ def test_matches_estimate_train(result: dict) -> None:
             *(["--sp"] if plan["sp"] else ["--no-sp"]), "--attention", plan["attention"],
             "--zero3-gather", plan["zero3_gather"],
             "--overlap-grad-reduce" if plan["overlap_grad_reduce"] else "--no-overlap-grad-reduce",
+            "--async-tp-allreduce" if plan["async_tp_allreduce"] else "--no-async-tp-allreduce",
             "--grad-reduce-in-fp32" if plan["grad_reduce_in_fp32"] else "--no-grad-reduce-in-fp32",
             *[x for pair in lists for x in pair])
     assert r.returncode == 0, r.stderr
@@ -170,6 +171,7 @@ EST = ("estimate", "train", "--model", "llama-3.1-8b", "--gpu", "h100", "--gpus"
 PLAN_FLAGS = {  # flag(s) -> the plan fields they set
     ("--attention", "unfused"): {"attention": "unfused"},
     ("--no-overlap-grad-reduce",): {"overlap_grad_reduce": False},
+    ("--tp", "2", "--no-sp", "--async-tp-allreduce"): {"tp": 2, "sp": False, "async_tp_allreduce": True},
     ("--no-grad-reduce-in-fp32",): {"grad_reduce_in_fp32": False},
     ("--zero", "3", "--zero3-gather", "tensor"): {"zero": 3, "zero3_gather": "tensor"},
     ("--pp", "2", "--layers-per-chunk", "15,17"): {"pp": 2, "layers_per_chunk": (15, 17)},

@@ -103,7 +103,9 @@ def test_training_schema_plan_is_the_training_plan():
     plan = sch["$defs"]["TrainingPlanSection"]
     assert plan["additionalProperties"] is False
     assert set(plan["properties"]) == set(TrainingPlan.model_fields) | {"num_microbatches", "expert_tp"}
-    assert set(plan["required"]) == set(plan["properties"])
+    # every field is required but the one added after version 1.1 shipped (absent = its old behaviour)
+    assert set(plan["required"]) == set(plan["properties"]) - {"async_tp_allreduce"}
+    assert plan["properties"]["async_tp_allreduce"]["default"] is False
     for name, field in TrainingPlan.model_fields.items():
         if typing.get_origin(field.annotation) is typing.Literal:
             assert plan["properties"][name]["enum"] == list(typing.get_args(field.annotation)), name

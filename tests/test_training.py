@@ -262,7 +262,9 @@ def test_megatron_tables_within_acceptance(reference_dir):
     v = validate_training(reference_dir)
     assert len(v.table1) == 10 and len(v.table2) == 9
     assert v.table1_mape_pct <= 5.0
-    assert all(abs(r.error_pct) <= 10.0 for r in v.table1), [(r.name, r.error_pct) for r in v.table1]
+    # issue 11 acceptance: every Table 1 row within 5 % (the bulk-protocol NVSwitch all-reduce took the
+    # 39.1B row from -5.7 % to -4.6 %)
+    assert all(abs(r.error_pct) <= 5.0 for r in v.table1), [(r.name, r.error_pct) for r in v.table1]
     assert all(abs(r.error_pct) <= 10.0 for r in v.table2), [(r.name, r.error_pct) for r in v.table2]
 
 
@@ -306,3 +308,42 @@ def test_uneven_partition_moves_time_between_stages():
         estimate_training(m, s, _plan70(recompute_per_stage=(1, 1, 1, 1)))
     with pytest.raises(PlanError, match="holds 20 layers"):
         estimate_training(m, s, _plan70(recompute="full", recompute_per_stage=(21, 1, 1, 1)))
+
+
+# ---- Megatron-LM's asynchronous tensor-parallel all-reduce -------------------------------------
+
+def test_async_tp_allreduce_hides_the_backward_all_reduces_behind_weight_gradients():
+    """Exposed backward TP time = the synchronous one minus, per block, min(all-reduce, the
+    weight-gradient GEMMs of the column-parallel layers reading that block's input)."""
+    from planner.cost.compute import gemm_time_s
+    from planner.cost.ops import layer_ops
+    from planner.cost.training import _comm, _compute, _with_comm, groups_for, layer_shape
+
+    model, system = planner.get_model("llama-3.1-70b"), planner.get_system("h100-sxm")
+    plan = TrainingPlan(tp=8, dp=8, micro_batch=1, global_batch=64, seq_len=4096, sp=False, recompute="full")
+    sh = layer_shape(plan.model_copy(update={"async_tp_allreduce": True}))
+    assert sh.async_tp and not layer_shape(plan).async_tp
+    ops = layer_ops(model, 0, sh)
+    c = _compute(ops, system, "bf16")
+    byname = {op.name: op for op in ops}
+    acc = system.accelerator
+    qkv, up = byname["qkv_proj"], byname["mlp_up"]
+    assert c.col_wgrad == pytest.approx((gemm_time_s(qkv.k, qkv.n, qkv.m, acc, "bf16"),
+                                         gemm_time_s(up.k, up.n, up.m, acc, "bf16")))
+    groups = groups_for(system, plan)
+    sync = _with_comm(c, system, groups, "full")
+    over = _with_comm(c, system, groups, "full", async_tp=True)
+    t_attn, t_mlp = _comm(byname["attn_all_reduce"], system, groups), _comm(byname["mlp_all_reduce"], system, groups)
+    hidden = min(t_attn, c.col_wgrad[0]) + min(t_mlp, c.col_wgrad[1])
+    assert hidden > 0
+    assert over.bwd_comm["tp"] == pytest.approx(sync.bwd_comm["tp"] - hidden)
+    assert over.fwd_comm == sync.fwd_comm  # forward all-reduces stay on the critical path
+    # end to end: faster, never slower; tp = 1 unchanged; sequence parallelism refuses it
+    slow = estimate_training(model, system, plan, 64).step_time_s
+    fast = estimate_training(model, system, plan.model_copy(update={"async_tp_allreduce": True}), 64).step_time_s
+    assert fast < slow
+    one = TrainingPlan(tp=1, pp=8, dp=8, micro_batch=1, global_batch=64, seq_len=4096, recompute="full", zero=1)
+    assert estimate_training(model, system, one.model_copy(update={"async_tp_allreduce": True}), 64).step_time_s \
+        == pytest.approx(estimate_training(model, system, one, 64).step_time_s)
+    with pytest.raises(PlanError, match="exclude each other"):
+        estimate_training(model, system, plan.model_copy(update={"sp": True, "async_tp_allreduce": True}), 64)

@@ -148,6 +148,11 @@ def estimate_train(
                                              "--overlap-grad-reduce/--no-overlap-grad-reduce",
                                              help="Overlap the data-parallel gradient reduction with the last "
                                              "micro-batch's backward (Megatron's bucketed --overlap-grad-reduce)."),
+    async_tp_allreduce: bool = typer.Option(_default("async_tp_allreduce"),
+                                            "--async-tp-allreduce/--no-async-tp-allreduce",
+                                            help="Without --sp: overlap each backward tensor-parallel all-reduce "
+                                            "with the weight gradients of the layers it feeds (Megatron-LM "
+                                            "2022-2024 default; 2021 runs had it off)."),
     grad_reduce_in_fp32: bool = typer.Option(_default("grad_reduce_in_fp32"),
                                              "--grad-reduce-in-fp32/--no-grad-reduce-in-fp32",
                                              help="Keep and reduce fp32 main gradients (Megatron's default with "
@@ -175,7 +180,8 @@ def estimate_train(
     est = planner.estimate_train(
         model, gpu, gpus=gpus, tp=tp, pp=pp, vpp=vpp, cp=cp, ep=ep, etp=etp, micro_batch=mbs, global_batch=gbs,
         seq_len=seq, recompute=recompute.value, sp=sp, zero=zero, dtype=dtype.value, attention=attention.value,
-        overlap_grad_reduce=overlap_grad_reduce, grad_reduce_in_fp32=grad_reduce_in_fp32,
+        overlap_grad_reduce=overlap_grad_reduce, async_tp_allreduce=async_tp_allreduce,
+        grad_reduce_in_fp32=grad_reduce_in_fp32,
         zero3_gather=zero3_gather.value, **extra,
     )
     price = planner.get_system(gpu).accelerator.price_per_hour_usd

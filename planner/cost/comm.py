@@ -27,6 +27,10 @@ outermost crossed tier (nodes, or domains when the group stays in one node),
 travels n-1 hops per phase, m-1 of them across the outer tier (the latency model
 of NCCL's tuner, ``nInterSteps = 2(nNodes-1)`` for all-reduce). On one tier this
 is ``ring_time_s``: ``steps * step + bus_bytes / (B e)``, steps = phases (n-1).
+Inside one scale-up domain NCCL's tuner also has a bulk protocol (Simple) with a
+larger fixed cost and a higher bandwidth, and takes the faster of the two::
+
+    t_domain = min(t,  bulk_s + phases (n-1) bulk_step + bus_bytes / (B_up e_bulk))
 
 A ring that crosses nodes leaves each node once per channel; NCCL spreads its
 channels over the node's NICs (one per GPU), so the r ranks of a node give the
@@ -85,6 +89,12 @@ class TierFit:
     step_s: float  # latency of one ring step
     p2p_eff: float  # achieved / link bandwidth for send/recv (and all_to_all)
     p2p_s: float  # fixed time of one send/recv
+    # NCCL's bulk (Simple) protocol: a larger fixed cost, a higher bandwidth. NCCL's tuner
+    # takes the faster protocol for each size, so a ring collective inside the scale-up
+    # domain costs min(low-latency form, bulk form). None: not measured (one form only).
+    bulk_eff: float | None = None
+    bulk_s: float = 0.0  # fixed time of one bulk-protocol collective
+    bulk_step_s: float = 0.0  # latency of one ring step in the bulk protocol
 
 
 # Fitted by scripts/fit_comm.py on every row of ../shared/reference/collectives/
@@ -99,6 +109,10 @@ class TierFit:
 #                        step_s = the family's nvswitch value (one group size only).
 #   (*, "pcie")          pairwise_nvlink all_reduce on 4 GPUs (two bridged pairs); p2p = the collective
 #                        values (not measured). Specs: a100-pcie-80gb.yaml, h100-pcie.yaml, 4 GPUs per node.
+# bulk_* (NVSwitch only): the same all_reduce rows from 16 MiB up (NCCL's Simple protocol, whose
+#   bus bandwidth keeps rising past where one line over all sizes bends: A100 8 GPUs 125 GB/s at
+#   16-32 MiB, 174 GB/s at 64 MiB); a collective inside one domain costs the faster of the two forms.
+#   Training's tensor-parallel all-reduces (25-400 MB) are bulk messages.
 # launch_s of the network and pcie tiers = the scale-up tier's (all outer-tier rows span 2 units,
 # so launch and step cannot be told apart there).
 # p2p_eff is capped at 1 (the sender's kernel alone was timed; uncapped fits gave 1.04 and 1.2).
@@ -107,11 +121,13 @@ class TierFit:
 # not 8: the model is 2x optimistic there (66% MAPE), as if that cluster had <= 4 NICs a node.
 # Refit with ``python scripts/fit_comm.py`` and paste its output here.
 _FITS: dict[tuple[str, str], TierFit] = {
-    ("ampere", "nvswitch"): TierFit(bus_eff=0.564, launch_s=4.14e-05, step_s=6.29e-07, p2p_eff=1, p2p_s=1.33e-05),
+    ("ampere", "nvswitch"): TierFit(bus_eff=0.564, launch_s=4.14e-05, step_s=6.29e-07, p2p_eff=1, p2p_s=1.33e-05,
+                                    bulk_eff=0.623, bulk_s=5.61e-05, bulk_step_s=1.77e-06),
     ("ampere", "network"): TierFit(bus_eff=0.219, launch_s=4.14e-05, step_s=4.17e-05, p2p_eff=0.31, p2p_s=2.79e-05),
     ("ampere", "nvlink_bridge"): TierFit(bus_eff=0.644, launch_s=3.34e-05, step_s=6.29e-07, p2p_eff=1, p2p_s=4.96e-06),
     ("ampere", "pcie"): TierFit(bus_eff=0.74, launch_s=3.34e-05, step_s=1.09e-05, p2p_eff=0.74, p2p_s=4.43e-05),
-    ("hopper", "nvswitch"): TierFit(bus_eff=0.772, launch_s=2.38e-05, step_s=4.07e-07, p2p_eff=0.803, p2p_s=7.59e-06),
+    ("hopper", "nvswitch"): TierFit(bus_eff=0.772, launch_s=2.38e-05, step_s=4.07e-07, p2p_eff=0.803, p2p_s=7.59e-06,
+                                    bulk_eff=0.805, bulk_s=3.51e-05, bulk_step_s=0),
     ("hopper", "network"): TierFit(bus_eff=0.514, launch_s=2.38e-05, step_s=2.73e-05, p2p_eff=0.728, p2p_s=1.83e-05),
     ("hopper", "nvlink_bridge"): TierFit(bus_eff=0.655, launch_s=1.5e-05, step_s=4.07e-07, p2p_eff=1, p2p_s=4.96e-06),
     ("hopper", "pcie"): TierFit(bus_eff=0.744, launch_s=1.5e-05, step_s=5.61e-06, p2p_eff=0.744, p2p_s=2.06e-05),
@@ -280,6 +296,9 @@ def collective_time_s(kind: CollectiveKind, message_bytes, group_size: int, syst
         m = -(-n // (r if n > r else k))  # units of the outermost crossed tier
         phases = 2 if kind == "all_reduce" else 1
         t = launch + phases * ((n - m) * step_in + (m - 1) * step_out) + bus_bytes(kind, s, n) / min(eff_bw)
+        if not tiers and up.bulk_eff:  # inside one scale-up domain: NCCL picks the faster protocol
+            t = np.minimum(t, up.bulk_s + phases * (n - 1) * up.bulk_step_s
+                           + bus_bytes(kind, s, n) / (bw_up * up.bulk_eff))
     t = np.where((s > 0) & (n > 1), t, 0.0)
     return float(t) if np.ndim(message_bytes) == 0 else t
 

@@ -73,6 +73,7 @@ class LayerShape:
     etp: int = 1
     sp: bool = False
     attention: Literal["flash", "unfused"] = "flash"
+    async_tp: bool = False  # backward TP all-reduces overlap the column-parallel weight gradients
     act_bytes: float = 2.0  # bytes per activation element (bf16)
     kv_len: int | None = None  # keys attended to per query (serving: context length)
     causal: bool = True

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .memory import RUNTIME_RESERVED_BYTES, inflight_microbatches, state_bytes
-from .ops import LayerShape
 from .training import (
     TrainingPlan,
     _act_cached,
@@ -45,6 +44,7 @@ from .training import (
     _representatives_cached,
     check_plan,
     groups_for,
+    layer_shape,
     layer_time,
 )
 
@@ -79,8 +79,7 @@ def stage_costs(model: ModelSpec, system: System, plan: TrainingPlan) -> StageCo
     base = plan.model_copy(update={"layers_per_chunk": None, "recompute_per_stage": None})
     check_plan(model, system, base)
     groups = groups_for(system, plan)
-    sh = LayerShape(micro_batch=plan.micro_batch, seq_len=plan.seq_len, tp=plan.tp, cp=plan.cp, ep=plan.ep,
-                    etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=2.0)
+    sh = layer_shape(plan)
     mkey = _key(model)
     sig_of, table = _layer_table(mkey)
     reps = _representatives_cached(mkey)

@@ -159,16 +159,29 @@ class _Compute:
     attn_fwd: float
     attn_bwd: float
     comm_ops: tuple[Op, ...]
+    # weight-gradient GEMM time of the column-parallel layers that take the block's input:
+    # (attention block, MLP block); what an async TP all-reduce hides behind in backward
+    col_wgrad: tuple[float, float] = (0.0, 0.0)
+
+
+#: Column-parallel GEMMs reading a block's (replicated) input; in backward the all-reduce of
+#: their input gradient is the block's conjugate TP collective.
+_ATTN_INPUT_GEMMS = frozenset({"qkv_proj", "q_proj", "q_down", "kv_down", "la_in_proj"})
+_MLP_INPUT_GEMMS = frozenset({"mlp_up"})
 
 
 def _compute(ops: list[Op], system: System, dtype: str) -> _Compute:
     acc = system.accelerator
     fwd = bwd = sel = attn_fwd = attn_bwd = 0.0
+    wgrad = [0.0, 0.0]
     comm = []
     for op in ops:
         if op.kind == "gemm":
             tf = gemm_time_s(op.m, op.n, op.k, acc, dtype, op.batch)
-            tb = gemm_time_s(op.m, op.k, op.n, acc, dtype, op.batch) + gemm_time_s(op.k, op.n, op.m, acc, dtype, op.batch)
+            tw = gemm_time_s(op.k, op.n, op.m, acc, dtype, op.batch)  # weight gradient
+            tb = gemm_time_s(op.m, op.k, op.n, acc, dtype, op.batch) + tw
+            if op.name in _ATTN_INPUT_GEMMS or op.name in _MLP_INPUT_GEMMS:
+                wgrad[op.name in _MLP_INPUT_GEMMS] += float(tw)
         elif op.kind == "attention":
             tf = attention_time_s(op.flops, acc, dtype)
             tb = attention_time_s(op.flops * op.bwd_factor, acc, dtype, backward=True)
@@ -184,25 +197,36 @@ def _compute(ops: list[Op], system: System, dtype: str) -> _Compute:
         bwd += float(tb)
         if op.selective:
             sel += float(tf)
-    return _Compute(fwd, bwd, sel, attn_fwd, attn_bwd, tuple(comm))
+    return _Compute(fwd, bwd, sel, attn_fwd, attn_bwd, tuple(comm), (wgrad[0], wgrad[1]))
 
 
-def _with_comm(c: _Compute, system: System, groups: Groups, recompute: str) -> LayerTime:
+def _with_comm(c: _Compute, system: System, groups: Groups, recompute: str, async_tp: bool = False) -> LayerTime:
     """Add the collectives and recomputation to the kernels.
 
     TP / EP collectives are on the critical path: once in forward, once (the
     conjugate collective) in backward, and once more in the recomputed forward
-    under full recomputation. The CP ring exchange hides behind the attention
+    under full recomputation. With ``async_tp`` (Megatron-LM's asynchronous
+    tensor-parallel all-reduce, no sequence parallelism) the backward all-reduce
+    of each block's input gradient runs beside the weight-gradient GEMMs of the
+    column-parallel layers that read that input, so only ``max(0, ar - wgrad)``
+    of it is exposed. The CP ring exchange hides behind the attention
     kernel it feeds: forward ``max(0, c - attn_fwd)``; backward sends K, V and
     returns dK, dV (twice the bytes) behind the attention backward,
     ``max(0, 2c - attn_bwd)``, plus the recomputed forward's own exchange.
     """
     fwd_comm: dict[str, float] = {}
+    tp_hidden = 0.0
     for op in c.comm_ops:
-        fwd_comm[op.group] = fwd_comm.get(op.group, 0.0) + _comm(op, system, groups)
+        t = _comm(op, system, groups)
+        fwd_comm[op.group] = fwd_comm.get(op.group, 0.0) + t
+        if async_tp and op.group == "tp" and op.collective == "all_reduce" and op.name in ("attn_all_reduce",
+                                                                                          "mlp_all_reduce"):
+            tp_hidden += min(t, c.col_wgrad[op.name == "mlp_all_reduce"])
     full = recompute == "full"
     rec = c.fwd if full else (c.selective_fwd if recompute == "selective" else 0.0)
     bwd_comm = {g: t * (2 if full else 1) for g, t in fwd_comm.items()}
+    if tp_hidden:
+        bwd_comm["tp"] -= tp_hidden
     if "cp" in fwd_comm:
         cp = fwd_comm["cp"]
         fwd_comm["cp"] = max(0.0, cp - c.attn_fwd)
@@ -212,6 +236,14 @@ def _with_comm(c: _Compute, system: System, groups: Groups, recompute: str) -> L
 
 def _ops_time(ops: list[Op], system: System, dtype: str, groups: Groups, recompute: str) -> LayerTime:
     return _with_comm(_compute(ops, system, dtype), system, groups, recompute)
+
+
+def layer_shape(plan: TrainingPlan) -> LayerShape:
+    """The per-GPU slice of one micro-batch in one layer under ``plan`` (16-bit activations)."""
+    tp_split = plan.tp > 1
+    return LayerShape(micro_batch=plan.micro_batch, seq_len=plan.seq_len, tp=plan.tp, cp=plan.cp, ep=plan.ep,
+                      etp=plan.expert_tp, sp=plan.sp and tp_split, attention=plan.attention, act_bytes=2.0,
+                      async_tp=plan.async_tp_allreduce and tp_split and not plan.sp)
 
 
 def _cp_ops(model: ModelSpec, layer: int, sh: LayerShape) -> list[Op]:
@@ -235,7 +267,8 @@ def _compute_cached(mkey: int, skey: int, layer: int, sh: LayerShape, dtype: str
 
 @lru_cache(maxsize=8192)
 def _layer_time_cached(mkey: int, skey: int, layer_sig: tuple, sh: LayerShape, dtype: str, recompute: str, groups: Groups) -> LayerTime:
-    return _with_comm(_compute_cached(mkey, skey, layer_sig[0], sh, dtype), _KEEP[skey], groups, recompute)  # type: ignore[arg-type]
+    return _with_comm(_compute_cached(mkey, skey, layer_sig[0], sh, dtype), _KEEP[skey], groups, recompute,  # type: ignore[arg-type]
+                      sh.async_tp)
 
 
 @lru_cache(maxsize=4096)
@@ -564,11 +597,8 @@ def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_
     check_plan(model, system, plan, num_gpus)
     acc = system.accelerator
     groups = groups_for(system, plan)
-    ab = 2.0
-    sh = LayerShape(
-        micro_batch=plan.micro_batch, seq_len=plan.seq_len, tp=plan.tp, cp=plan.cp, ep=plan.ep,
-        etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=ab,
-    )
+    sh = layer_shape(plan)
+    ab = sh.act_bytes
     m = plan.num_microbatches
     mkey, skey = _key(model), _key(system)
     chunks, stage_layers, _ = _stages_cached(mkey, plan.pp, plan.vpp, plan.layers_per_chunk)

@@ -40,6 +40,10 @@ class TrainingPlan(BaseModel):
     dtype: Literal["bf16", "fp16", "fp8"] = "bf16"
     attention: Literal["flash", "unfused"] = "flash"
     overlap_grad_reduce: bool = True
+    async_tp_allreduce: bool = Field(
+        False, description="Megatron-LM's asynchronous tensor-parallel all-reduce (without sequence parallelism; on by "
+        "default from 2022): the backward all-reduce of a column-parallel layer's input gradient runs while that "
+        "layer's weight gradient is computed. Off: Megatron-LM 2021, every all-reduce on the critical path")
     grad_reduce_in_fp32: bool = Field(True, description="Megatron keeps and reduces fp32 main gradients (its default for bf16)")
     layers_per_chunk: tuple[int, ...] | None = Field(
         None, description="layers of each model chunk in order (pp x vpp entries; chunk c runs on stage c % pp); "
@@ -179,6 +183,9 @@ def check_plan(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: i
         raise PlanError(f"tp {plan.tp} does not divide the {model.num_heads} attention heads of {model.name}")
     if model.mla is None and model.num_kv_heads % plan.tp and plan.tp % model.num_kv_heads:
         raise PlanError(f"tp {plan.tp} and the {model.num_kv_heads} KV heads of {model.name} do not divide one another")
+    if plan.async_tp_allreduce and plan.sp and plan.tp > 1:
+        raise PlanError("async_tp_allreduce and sequence parallelism exclude each other (Megatron-LM: the "
+                        "sequence-parallel all-gather takes the all-reduce's place); use one")
     if plan.pp * plan.vpp > model.num_layers:
         raise PlanError(f"pp {plan.pp} x vpp {plan.vpp} model chunks exceed the {model.num_layers} layers of {model.name}")
     if plan.layers_per_chunk is not None:

@@ -12,7 +12,7 @@ generated from it (``planner/plans/schemas/training-plan.v1.json``, :func:`schem
                  "memory_bytes_per_gpu", "price_per_gpu_hour_usd", "spec"},
       "plan":   TrainingPlan fields (tp, pp, vpp, cp, ep, etp, dp, micro_batch, global_batch,
                  seq_len, recompute, sp, zero, dtype, attention, overlap_grad_reduce,
-                 grad_reduce_in_fp32, layers_per_chunk, recompute_per_stage, zero3_gather)
+                 async_tp_allreduce, grad_reduce_in_fp32, layers_per_chunk, recompute_per_stage, zero3_gather)
                  plus "num_microbatches" and "expert_tp" (derived),
       "estimate": {"step_time_s", "tokens_per_s", "mfu", "model_tflops_per_gpu", "fits",
                    "memory": {...bytes...}, "breakdown": {...seconds...}}
@@ -114,6 +114,8 @@ class TrainingPlanSection(BaseModel):
     dtype: Literal["bf16", "fp16", "fp8"]
     attention: Literal["flash", "unfused"]
     overlap_grad_reduce: bool
+    async_tp_allreduce: bool = Field(False, description="Megatron-LM's asynchronous tensor-parallel all-reduce "
+                                     "(without sequence parallelism); absent in documents written before it")
     grad_reduce_in_fp32: bool
     layers_per_chunk: list[int] | None = Field(max_length=L.MAX_LAYERS, description="layers of each model chunk in "
                                                "order (pp x vpp entries; chunk c runs on stage c % pp); null = as "

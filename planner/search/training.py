@@ -50,7 +50,6 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, Field
 
 from ..cost.memory import RUNTIME_RESERVED_BYTES, state_bytes
-from ..cost.ops import LayerShape
 from ..cost.stage_costs import stage_costs
 from ..cost.training import (
     _KEEP,
@@ -65,6 +64,7 @@ from ..cost.training import (
     _stages_cached,
     estimate_training,
     groups_for,
+    layer_shape,
     layer_time,
 )
 from ..cost.training_plan import training_warnings
@@ -199,8 +199,7 @@ def time_lower_bound(model: ModelSpec, system: System, plan: TrainingPlan) -> fl
     """Step-time lower bound of a shape (module docstring, point 2)."""
     mkey = _key(model)
     groups = groups_for(system, plan)
-    sh = LayerShape(micro_batch=plan.micro_batch, seq_len=plan.seq_len, tp=plan.tp, cp=plan.cp, ep=plan.ep,
-                    etp=plan.expert_tp, sp=plan.sp and plan.tp > 1, attention=plan.attention, act_bytes=2.0)
+    sh = layer_shape(plan)
     reps = _representatives_cached(mkey)
     _, _, counts = _stages_cached(mkey, 1, 1)
     total = 0.0
