@@ -12,9 +12,11 @@ loop is known, ``lambda = C / (TTFT + (osl - 1) TPOT)``, and so is the prefill
 share ``rho = lambda T_pf / dp`` (attention-DP groups prefill side by side). Both targets are then linear in the constants:
 
     TPOT = kernel_eff K + moe_eff K_moe + comm_eff X + comm_x_eff X_out + step_overhead_s + prefill_mix rho TPOT
-    TTFT = ttft_prefill (T_pf - T_experts) + ttft_prefill_moe T_experts + ttft_cycle / lambda
-           + ttft_queue T_pf rho / (1 - rho) + ttft_admit (C / dp) TPOT
+    TTFT = ttft_prefill (T_pf - T_experts) + ttft_prefill_moe T_experts + ttft_cycle s / lambda
+           + ttft_queue T_pf rho / (1 - rho) + ttft_admit (C / dp - 1) TPOT
            + ttft_burst (C / dp - 1) / 2 T_burst + ttft_overhead_s
+
+with s = (C - 1) / C and rho = lambda T_pf s / dp: every wait comes from the other requests
 
 (disaggregated rows: rho = 0 for TPOT, no cycle term, the KV transfer and the
 modelled wait for the prefill pool moved to the left side). Each backend's constants are the non-negative least
@@ -24,7 +26,10 @@ comm_x_eff >= 0.25, ttft_prefill and ttft_prefill_moe >= 0.8) so that the engine
 kernel model. The script prints them and the MAPE of
 TTFT and TPOT on both splits with the fitted constants in place.
 
-Usage: python scripts/fit_serving.py [REFERENCE_DIR]
+Usage: python scripts/fit_serving.py [REFERENCE_DIR] [--fit-on=h100_sxm]
+
+``--fit-on`` fits on a subset of the calibration systems and scores the rest of them
+apart (issue 12: constants that carry across GPU types, fit on H100 and report H200).
 """
 
 from __future__ import annotations
@@ -103,12 +108,13 @@ def fit_backend(fs):
     for f in fs:
         if f["mode"] == "agg":
             lam = f["c"] / (f["ttft"] + max(0, f["osl"] - 1) * f["tpot"])
-            rho = min(0.95, lam * f["t_pf"] / f["dp"])
+            share = (f["c"] - 1) / f["c"] if f["c"] > 1 else 0.0  # waits come from the other requests only
+            rho = min(0.95, lam * f["t_pf"] * share / f["dp"])
             rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, rho * f["tpot"]])
             y_tpot.append(f["tpot"])
-            per_group = f["c"] / f["dp"]
-            rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], 1.0 / lam, f["t_pf"] * rho / (1 - rho), per_group * f["tpot"],
-                              max(0.0, per_group - 1) / 2 * f["t_burst"], 1.0])
+            others = max(0.0, f["c"] / f["dp"] - 1)
+            rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], share / lam, f["t_pf"] * rho / (1 - rho),
+                              others * f["tpot"], others / 2 * f["t_burst"], 1.0])
             y_ttft.append(f["ttft"])
             measured_ttft.append(f["ttft"])
         else:
@@ -150,10 +156,15 @@ def score(rows, model_dir):
 
 
 def main() -> None:
-    ref = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_REFERENCE
+    args = [a for a in sys.argv[1:] if not a.startswith("--fit-on=")]
+    fit_on = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--fit-on=")), list(CALIBRATION))
+    if not set(fit_on) <= set(CALIBRATION):
+        sys.exit(f"error: --fit-on takes calibration systems only ({', '.join(CALIBRATION)}), got {','.join(fit_on)}")
+    ref = Path(args[0]) if args else DEFAULT_REFERENCE
     rows = read_rows(ref / "serving" / "measured_serving.csv")
     model_dir = ref / "model_configs"
-    cal = [r for r in rows if r["system"] in CALIBRATION]
+    cal = [r for r in rows if r["system"] in fit_on]
+    held = [r for r in rows if r["system"] in CALIBRATION and r["system"] not in fit_on]
     report = [r for r in rows if r["system"] not in CALIBRATION]
     unit = dict(kernel_eff=1.0, moe_eff=1.0, comm_eff=1.0, comm_x_eff=1.0, step_overhead_s=0.0, prefill_mix=0.0, ttft_prefill=1.0, ttft_prefill_moe=1.0, ttft_cycle=0.0,
                 ttft_queue=0.0, ttft_admit=0.0, ttft_burst=0.0, ttft_overhead_s=0.0)
@@ -171,7 +182,10 @@ def main() -> None:
     print("\n# paste into planner/cost/serving.py:")
     for name, consts in fitted.items():
         print(f"    {name!r}: dict(" + ", ".join(f"{k}={v:.4g}" for k, v in consts.items()) + "),")
-    for label, subset in (("calibration (H100/H200)", cal), ("report (Blackwell)", report)):
+    for label, subset in ((f"fitted on ({', '.join(fit_on)})", cal), ("calibration systems held out of this fit", held),
+                          ("report (Blackwell)", report)):
+        if not subset:
+            continue
         n, m, errs = score(subset, model_dir)
         print(f"{label}: {m} of {n} rows modelled; " + "; ".join(
             f"{k} n={v[0]} TTFT {v[1]:.1f}% TPOT {v[2]:.1f}%" for k, v in sorted(errs.items())))

@@ -363,3 +363,45 @@ def test_closed_network_wait_limits():
     wait, x = closed_network_wait(1000, 0.1, 10.0)
     assert x == pytest.approx(1 / 0.1, rel=0.01)
     assert wait == pytest.approx(1000 * 0.1 - (10.0 - 0.1) - 0.1, rel=0.02)
+
+
+# ---- TTFT terms: waits only from requests that exist (issue 12) -----------------------------
+
+@pytest.mark.parametrize("backend", ["trtllm", "vllm", "sglang"])
+def test_concurrency_one_is_prefill_plus_the_engine_overhead(llama70b, backend):
+    """Alone, a request waits for nobody: TTFT = the engine's prefill + its named overhead, and
+    TPOT = the decode step (no prefills of other requests to interleave)."""
+    system = planner.get_system("h100-sxm")
+    plan = ServingPlan(tp=4, precision="fp8", backend=backend)
+    e = estimate_serving(llama70b, system, plan, 1000, 200, 1)
+    b, c = e.breakdown, BACKENDS[backend]
+    assert b["ttft_prefill_s"] == pytest.approx(c.ttft_prefill * b["prefill_s"])
+    assert b["ttft_overhead_s"] == pytest.approx(c.ttft_overhead_s)
+    for wait in ("ttft_queue_s", "ttft_admit_s", "ttft_cycle_s", "ttft_burst_s", "ttft_wait_s"):
+        assert b[wait] == 0.0, wait
+    assert e.ttft_ms == pytest.approx(1e3 * (b["ttft_prefill_s"] + b["ttft_overhead_s"]))
+    assert e.tpot_ms == pytest.approx(1e3 * b["decode_step_s"])
+    # with others in flight the named terms still add up to TTFT, and the waits appear
+    e8 = estimate_serving(llama70b, system, plan, 1000, 200, 8)
+    terms = [k for k in e8.breakdown if k.startswith("ttft_") and k != "ttft_wait_s"]
+    assert e8.ttft_ms == pytest.approx(1e3 * sum(e8.breakdown[k] for k in terms))
+    assert e8.breakdown["ttft_wait_s"] > 0 and e8.tpot_ms > 1e3 * e8.breakdown["decode_step_s"]
+
+
+def test_disaggregated_prefill_pool_capacity_counts_attention_dp_once():
+    """A prefill worker prefills prefill_batch requests (spread over its attention-DP groups) in
+    T_pf: the pool serves workers x prefill_batch / T_pf requests/s. Clients beyond what that
+    rate sustains queue for prefill (the closed-network wait grows as N S - Z)."""
+    model, system = planner.get_model("deepseek-v3"), planner.get_system("b200")
+    pplan = ServingPlan(tp=1, dp=4, precision="fp8")
+    dplan = ServingPlan(tp=1, dp=8, precision="fp8")
+    kw = dict(mode="disagg", prefill_plan=pplan, prefill_batch=4, prefill_workers=1, decode_workers=1)
+    light = estimate_serving(model, system, dplan, 1024, 1024, 64, **kw)
+    t_pf = light.breakdown["prefill_s"]
+    capacity = 4 / t_pf  # one worker, 4 requests per prefill pass
+    assert light.requests_per_s < capacity and light.breakdown["ttft_queue_s"] < t_pf
+    heavy = estimate_serving(model, system, dplan, 1024, 1024, 4096, **kw)
+    assert heavy.requests_per_s == pytest.approx(capacity, rel=0.05)  # the prefill pool is the bottleneck
+    cycle = heavy.ttft_ms / 1e3 + 1023 * heavy.tpot_ms / 1e3
+    assert heavy.breakdown["ttft_queue_s"] == pytest.approx(4096 / capacity - (cycle - heavy.breakdown["ttft_queue_s"]),
+                                                            rel=0.1)

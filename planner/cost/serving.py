@@ -110,9 +110,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.8087, moe_eff=1.024, comm_eff=0.6666, comm_x_eff=0.25, step_overhead_s=0.0006921, prefill_mix=0.95, ttft_prefill=1.893, ttft_prefill_moe=2.738, ttft_cycle=0, ttft_queue=0, ttft_admit=0.0458, ttft_burst=0.08521, ttft_overhead_s=0.08233),
-    "vllm": dict(kernel_eff=0.8309, moe_eff=0.9399, comm_eff=1.065, comm_x_eff=3.542, step_overhead_s=0, prefill_mix=0.9054, ttft_prefill=1.329, ttft_prefill_moe=2.609, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04599, ttft_burst=0.09328, ttft_overhead_s=0.01972),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.278, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003835, prefill_mix=0.7768, ttft_prefill=1.033, ttft_prefill_moe=0.8, ttft_cycle=0.0003921, ttft_queue=3.145, ttft_admit=0.02421, ttft_burst=0.1802, ttft_overhead_s=0.1958),
+    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1.887, ttft_prefill_moe=2.729, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04581, ttft_burst=0.08632, ttft_overhead_s=0.08287),
+    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1.333, ttft_prefill_moe=2.617, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04586, ttft_burst=0.09435, ttft_overhead_s=0.01989),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1.061, ttft_prefill_moe=0.8, ttft_cycle=0, ttft_queue=3.6, ttft_admit=0.02311, ttft_burst=0.1781, ttft_overhead_s=0.2001),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -486,25 +486,56 @@ def prefill_burst_s(model: ModelSpec, system: System, plan: ServingPlan, concurr
 def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: BackendConstants, groups: int = 1,
                 t_burst: float | None = None, t_first: float | None = None) -> tuple[float, float, float, float]:
     """(TTFT, TPOT, request rate, prefill share) at a fixed concurrency: the fixed point of
-    ``lambda = C / (TTFT + (osl - 1) TPOT)`` with ``rho = lambda T_pf`` and TPOT,
-    TTFT as in :class:`BackendConstants`. ``groups`` attention-DP groups prefill and admit
-    requests side by side (each sees ``1 / groups`` of the load)."""
+    ``lambda = C / (TTFT + (osl - 1) TPOT)``, TTFT and TPOT as in :class:`BackendConstants`.
+    ``groups`` attention-DP groups prefill and admit requests side by side (each sees
+    ``1 / groups`` of the load). Every wait and every interference comes from the *other*
+    requests: the prefill share that slows decode iterations and queues a new prompt is
+    ``rho = lambda T_pf (C - 1) / (C groups)``, the requests admitted ahead are
+    ``C / groups - 1``, so at concurrency 1 TTFT is the engine's prefill plus its overhead
+    and TPOT is the decode step (:func:`ttft_terms`)."""
     lam = concurrency / (t_pf + max(0, osl - 1) * t_step + 1e-12)
     ttft = tpot = rho = 0.0
-    per_group = concurrency / groups
-    first = c.ttft_prefill * t_pf if t_first is None else t_first
-    burst = c.ttft_burst * max(0.0, per_group - 1.0) / 2.0 * (t_pf if t_burst is None else t_burst)
     for _ in range(300):
-        rho = min(0.95, lam * t_pf / groups)
-        tpot = t_step / max(0.05, 1.0 - c.prefill_mix * rho)
-        ttft = (first + c.ttft_cycle / lam + c.ttft_queue * t_pf * rho / (1.0 - rho)
-                + c.ttft_admit * per_group * tpot + burst + c.ttft_overhead_s)
+        terms, tpot, rho = ttft_terms(t_pf, t_step, concurrency, lam, c, groups, t_burst, t_first)
+        ttft = sum(terms.values())
         new = concurrency / (ttft + max(0, osl - 1) * tpot)
         if abs(new - lam) <= 1e-10 * lam:
             lam = new
             break
         lam = 0.5 * lam + 0.5 * new
-    return ttft, tpot, lam, min(0.95, lam * t_pf / groups)
+    return ttft, tpot, lam, rho
+
+
+def ttft_terms(t_pf: float, t_step: float, concurrency: int, lam: float, c: BackendConstants, groups: int = 1,
+               t_burst: float | None = None, t_first: float | None = None) -> tuple[dict[str, float], float, float]:
+    """The named terms of TTFT in seconds, TPOT, and the others' prefill share ``rho``, at request rate
+    ``lam`` (requests/s of the worker) and ``concurrency`` requests in flight:
+
+    * ``ttft_prefill_s``: the engine's own prefill of the prompt (``t_first``, default
+      ``ttft_prefill x T_pf``: its kernels at the engine's prefill efficiency);
+    * ``ttft_overhead_s``: the engine's fixed per-request cost (tokenisation, scheduling, the first
+      detokenised token back to the client);
+    * ``ttft_queue_s``: an M/D/1 wait behind the other requests' prefills, ``ttft_queue T_pf rho / (1 - rho)``;
+    * ``ttft_admit_s``: admission behind the requests already running, ``ttft_admit (C/groups - 1) TPOT``;
+    * ``ttft_cycle_s``: a wait proportional to the time between the other requests' completions;
+    * ``ttft_burst_s``: the prompts prefilled ahead when the C requests of a benchmark arrive together
+      (its first wave), ``ttft_burst (C/groups - 1) / 2 T_burst``, ``ttft_burst`` the share of requests that
+      arrive that way.
+    """
+    per_group = concurrency / groups
+    others = max(0.0, per_group - 1.0)
+    share_others = (concurrency - 1) / concurrency if concurrency > 1 else 0.0
+    rho = min(0.95, lam * t_pf * share_others / groups)
+    tpot = t_step / max(0.05, 1.0 - c.prefill_mix * rho)
+    terms = {
+        "ttft_prefill_s": c.ttft_prefill * t_pf if t_first is None else t_first,
+        "ttft_overhead_s": c.ttft_overhead_s,
+        "ttft_queue_s": c.ttft_queue * t_pf * rho / (1.0 - rho),
+        "ttft_admit_s": c.ttft_admit * others * tpot,
+        "ttft_cycle_s": c.ttft_cycle * share_others / lam if lam > 0 else 0.0,
+        "ttft_burst_s": c.ttft_burst * others / 2.0 * (t_pf if t_burst is None else t_burst),
+    }
+    return terms, tpot, rho
 
 
 def closed_network_wait(clients: int, service_s: float, cycle_s: float) -> tuple[float, float]:
@@ -576,10 +607,13 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         t_burst = prefill_burst_s(model, system, plan, concurrency, isl)
         t_first = first_token_prefill_s(model, system, plan, 1, isl)
         ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts, plan.dp, t_burst, t_first)
+        terms, _, _ = ttft_terms(t_pf, t_dec, concurrency, lam, consts, plan.dp, t_burst, t_first)
         gpus = plan.gpus
         breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, plan, 1, isl),
                      "prefill_burst_s": t_burst, "decode_step_s": t_dec, "prefill_share": rho,
-                     "ttft_wait_s": ttft - t_pf, **{k: v for k, v in dec.items()}}
+                     **terms, "ttft_wait_s": sum(v for k, v in terms.items()
+                                                 if k not in ("ttft_prefill_s", "ttft_overhead_s")),
+                     **{k: v for k, v in dec.items()}}
     else:
         pplan = prefill_plan or plan
         check_serving_plan(model, system, pplan)
@@ -590,8 +624,8 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         t_xfer = kv_bytes / nic + system.node.network_latency_s
         tpot = t_dec
         # closed loop over both pools: C x decode workers requests in flight; the prefill pool
-        # serves prefill_batch requests per t_pf on each attention-DP group of each worker
-        servers = prefill_workers * pplan.dp
+        # serves prefill_batch requests per t_pf on each worker (spread over its attention-DP groups)
+        servers = prefill_workers  # prefill_s already spreads prefill_batch over the attention-DP groups
         clients = concurrency * decode_workers
         own = t_first + t_xfer + consts.ttft_overhead_s  # a request's first token without queueing
         wait, lam = closed_network_wait(clients, t_pf / (servers * prefill_batch), own + max(0, osl - 1) * tpot)
@@ -600,6 +634,7 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         gpus = plan.gpus * decode_workers + pplan.gpus * prefill_workers
         breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, pplan, prefill_batch, isl),
                      "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
+                     "ttft_prefill_s": t_first, "ttft_overhead_s": consts.ttft_overhead_s, "ttft_queue_s": wait,
                      "ttft_wait_s": wait, **{k: v for k, v in dec.items()}}
     tokens_per_s = lam * osl
     return ServingEstimate(
@@ -617,6 +652,6 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     )
 
 
-__all__ = ["BACKENDS", "BackendConstants", "closed_loop", "closed_network_wait", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
+__all__ = ["BACKENDS", "BackendConstants", "closed_loop", "ttft_terms", "closed_network_wait", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
            "ServingPlan", "WEIGHT_BYTES", "check_serving_plan", "decode_step_s", "estimate_serving",
            "kv_bytes_per_request_per_gpu", "kv_bytes_per_token_per_gpu", "longest_request_fits", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]
