@@ -198,8 +198,8 @@ def test_validate_serving(reference_dir: Path):
     cal = validate_serving(reference_dir, "calibration")
     rep = validate_serving(reference_dir, "report")
     assert cal.coverage_pct >= 90 and rep.coverage_pct >= 90
-    assert cal.ttft_mape_pct < 35 and cal.tpot_mape_pct < 23  # fitted split (32.8 / 20.9)
-    assert rep.ttft_mape_pct < 45 and rep.tpot_mape_pct < 23  # never fitted (42.2 / 20.8): guards regressions
+    assert cal.ttft_mape_pct < 35 and cal.tpot_mape_pct < 23  # fitted split (32.9 / 21.1)
+    assert rep.ttft_mape_pct < 43 and rep.tpot_mape_pct < 22  # never fitted (41.5 / 20.8): guards regressions
     r = run("validate", "serving", "--reference", str(reference_dir), "--split", "calibration", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["split"] == "calibration"
@@ -405,3 +405,53 @@ def test_disaggregated_prefill_pool_capacity_counts_attention_dp_once():
     cycle = heavy.ttft_ms / 1e3 + 1023 * heavy.tpot_ms / 1e3
     assert heavy.breakdown["ttft_queue_s"] == pytest.approx(4096 / capacity - (cycle - heavy.breakdown["ttft_queue_s"]),
                                                             rel=0.1)
+
+
+# ---- open loop: requests at a rate (issue 12) --------------------------------------------------
+
+def test_open_loop_closed_forms_and_limits(llama70b):
+    """Poisson arrivals on one worker: the prompt queue is M/D/1 (Pollaczek-Khinchine), the in-flight
+    count obeys Little's law, a vanishing rate leaves the prefill alone, and a rate the worker cannot
+    prefill or decode is a clear error."""
+    from planner.cost.serving import ServingError, estimate_serving_at_rate
+
+    system = planner.get_system("h100-sxm")
+    plan = ServingPlan(tp=4, precision="fp8", backend="vllm")
+    low = estimate_serving_at_rate(llama70b, system, plan, 1000, 200, 1e-3)
+    alone = estimate_serving(llama70b, system, plan, 1000, 200, 1)
+    assert low.ttft_ms == pytest.approx(alone.ttft_ms, rel=1e-3)
+    assert low.tpot_ms == pytest.approx(alone.tpot_ms, rel=1e-3)
+    last = None
+    for rate in (0.5, 2.0, 5.0):
+        e = estimate_serving_at_rate(llama70b, system, plan, 1000, 200, rate)
+        b = e.breakdown
+        rho, t_pf = b["prefill_share"], b["prefill_s"]
+        assert rho == pytest.approx(rate * t_pf)
+        assert b["ttft_queue_s"] == pytest.approx(rho * t_pf / (2 * (1 - rho)))
+        n = b["in_flight_mean"]
+        assert n == pytest.approx(rate * (e.ttft_ms + 199 * e.tpot_ms) / 1e3, rel=1e-6)
+        assert e.requests_per_s == rate and e.tokens_per_s_per_gpu == pytest.approx(rate * 200 / 4)
+        if last is not None:  # more traffic never makes a request faster
+            assert e.ttft_ms >= last.ttft_ms and e.tpot_ms >= last.tpot_ms
+        last = e
+    with pytest.raises(ServingError, match="exceeds what one worker can prefill"):
+        estimate_serving_at_rate(llama70b, system, plan, 1000, 200, 2.0 / alone.breakdown["prefill_s"])
+    with pytest.raises(ServingError, match="cannot sustain"):
+        estimate_serving_at_rate(llama70b, system, plan, 1000, 4000, 0.9 / alone.breakdown["prefill_s"])
+
+
+def test_open_loop_agrees_with_the_simulator():
+    """The analytic open loop and the iteration-level simulator (the same kernels, Poisson arrivals)
+    agree on TPOT within 10 % from light to heavy load, and the TTFT waits within a factor 2."""
+    from planner.cost.serving import estimate_serving_at_rate
+    from planner.simulate import poisson_requests, simulate
+
+    model, system = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
+    plan = ServingPlan(tp=1, backend="vllm")
+    for rate in (5.0, 15.0):
+        e = estimate_serving_at_rate(model, system, plan, 1000, 200, rate)
+        sim = simulate(model, system, plan, poisson_requests(rate, 1500, 1000, 200, seed=1))
+        assert sim.tpot_ms["mean"] == pytest.approx(e.tpot_ms, rel=0.10)
+        sim_wait = sim.ttft_ms["mean"] - e.breakdown["prefill_s"] * 1e3
+        model_wait = e.breakdown["ttft_wait_s"] * 1e3
+        assert 0.5 <= model_wait / sim_wait <= 2.0, (rate, model_wait, sim_wait)

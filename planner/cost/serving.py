@@ -100,6 +100,7 @@ class BackendConstants:
     ttft_admit: float
     ttft_burst: float
     ttft_overhead_s: float
+    ttft_busy_s: float  # extra per-request latency while other requests are in flight (x (C - 1) / C)
     mem_fraction: float  # share of GPU memory the engine takes for weights + KV
     kv_fp8_when_quantized: bool  # KV cache in fp8 when weights are fp8 / fp4
 
@@ -110,9 +111,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1.887, ttft_prefill_moe=2.729, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04581, ttft_burst=0.08632, ttft_overhead_s=0.08287),
-    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1.333, ttft_prefill_moe=2.617, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04586, ttft_burst=0.09435, ttft_overhead_s=0.01989),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1.061, ttft_prefill_moe=0.8, ttft_cycle=0, ttft_queue=3.6, ttft_admit=0.02311, ttft_burst=0.1781, ttft_overhead_s=0.2001),
+    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=2.904, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03296, ttft_burst=0.1218, ttft_overhead_s=0, ttft_busy_s=0.1062),
+    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=2.357, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03509, ttft_burst=0.1163, ttft_overhead_s=0, ttft_busy_s=0.03151),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=0.8, ttft_cycle=0.00253, ttft_queue=3.626, ttft_admit=0.02121, ttft_burst=0.1756, ttft_overhead_s=0, ttft_busy_s=0.2184),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -520,7 +521,9 @@ def ttft_terms(t_pf: float, t_step: float, concurrency: int, lam: float, c: Back
     * ``ttft_cycle_s``: a wait proportional to the time between the other requests' completions;
     * ``ttft_burst_s``: the prompts prefilled ahead when the C requests of a benchmark arrive together
       (its first wave), ``ttft_burst (C/groups - 1) / 2 T_burst``, ``ttft_burst`` the share of requests that
-      arrive that way.
+      arrive that way;
+    * ``ttft_busy_s``: the latency an engine adds to a request while it serves others (its scheduler
+      and output processing between iterations), ``ttft_busy_s (C - 1) / C``.
     """
     per_group = concurrency / groups
     others = max(0.0, per_group - 1.0)
@@ -534,6 +537,7 @@ def ttft_terms(t_pf: float, t_step: float, concurrency: int, lam: float, c: Back
         "ttft_admit_s": c.ttft_admit * others * tpot,
         "ttft_cycle_s": c.ttft_cycle * share_others / lam if lam > 0 else 0.0,
         "ttft_burst_s": c.ttft_burst * others / 2.0 * (t_pf if t_burst is None else t_burst),
+        "ttft_busy_s": c.ttft_busy_s * share_others,
     }
     return terms, tpot, rho
 
@@ -627,14 +631,16 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         # serves prefill_batch requests per t_pf on each worker (spread over its attention-DP groups)
         servers = prefill_workers  # prefill_s already spreads prefill_batch over the attention-DP groups
         clients = concurrency * decode_workers
-        own = t_first + t_xfer + consts.ttft_overhead_s  # a request's first token without queueing
+        busy = consts.ttft_busy_s * (clients - 1) / clients if clients > 1 else 0.0
+        own = t_first + t_xfer + consts.ttft_overhead_s + busy  # a request's first token without queueing
         wait, lam = closed_network_wait(clients, t_pf / (servers * prefill_batch), own + max(0, osl - 1) * tpot)
         ttft = own + wait
         rho = min(1.0, lam * t_pf / (servers * prefill_batch))
         gpus = plan.gpus * decode_workers + pplan.gpus * prefill_workers
         breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, pplan, prefill_batch, isl),
                      "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
-                     "ttft_prefill_s": t_first, "ttft_overhead_s": consts.ttft_overhead_s, "ttft_queue_s": wait,
+                     "ttft_prefill_s": t_first, "ttft_overhead_s": consts.ttft_overhead_s, "ttft_busy_s": busy,
+                     "ttft_queue_s": wait,
                      "ttft_wait_s": wait, **{k: v for k, v in dec.items()}}
     tokens_per_s = lam * osl
     return ServingEstimate(
@@ -652,6 +658,95 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     )
 
 
+def open_loop_terms(t_pf: float, t_first: float, step, osl: int, rate: float, c: BackendConstants, groups: int = 1
+                    ) -> tuple[dict[str, float], float, float, float]:
+    """Requests arriving at random (Poisson) at ``rate`` requests/s on one worker, the way a
+    deployment sized for a traffic level sees them (not the benchmark's closed loop):
+    ``(TTFT terms, TPOT, mean requests in flight, prefill utilisation rho)``.
+
+    ``rho = rate T_pf / groups`` (each attention-DP group prefills its share); a new prompt waits
+    for the prompts ahead of it, the M/D/1 (Pollaczek-Khinchine) wait ``rho T_pf / (2 (1 - rho))``,
+    and for the decode iteration in flight, ``t_step / 2`` times the chance that one is running
+    (``1 - exp(-N)`` with ``N`` requests in flight, Poisson by the M/G/inf argument). Prefills
+    take ``rho`` of the GPU from the decode iterations: ``TPOT = t_step / (1 - prefill_mix rho)``.
+    ``N = rate (TTFT + (osl - 1) TPOT)`` (Little's law), with ``step(N)`` the decode step at
+    that batch: a fixed point. Raises :class:`ServingError` when ``rho >= 1``: the worker cannot
+    prefill the prompts as fast as they arrive."""
+    rho = rate * t_pf / groups
+    if rho >= 1.0:
+        raise ServingError(f"{rate:g} requests/s exceeds what one worker can prefill ({groups / t_pf:.3g} requests/s "
+                           f"at {t_pf * 1e3:.1f} ms per prompt); use more workers")
+    n = rate * (t_first + c.ttft_overhead_s + max(0, osl - 1) * step(1))
+    terms: dict[str, float] = {}
+    tpot = 0.0
+    for _ in range(200):
+        t_step = step(max(1, round(n)))
+        tpot = t_step / max(0.05, 1.0 - c.prefill_mix * rho)
+        terms = {"ttft_prefill_s": t_first, "ttft_overhead_s": c.ttft_overhead_s,
+                 "ttft_queue_s": rho * t_pf / (2.0 * (1.0 - rho)),
+                 "ttft_iteration_s": t_step / 2.0 * (1.0 - math.exp(-n))}
+        new = rate * (sum(terms.values()) + max(0, osl - 1) * tpot)
+        if abs(new - n) <= 1e-9 * max(1.0, n):
+            n = new
+            break
+        if new > MAX_CONCURRENCY:
+            break
+        n = 0.5 * n + 0.5 * new
+    else:
+        new = MAX_CONCURRENCY + 1.0
+    if new > MAX_CONCURRENCY or not math.isfinite(new):
+        raise ServingError(f"one worker cannot sustain {rate:g} requests/s of {osl} output tokens: its decode "
+                           f"iterations fall behind and the requests in flight grow without bound; use more workers")
+    return terms, tpot, n, rho
+
+
+def estimate_serving_at_rate(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int,
+                             rate: float) -> ServingEstimate:
+    """TTFT, TPOT and throughput of one aggregated worker receiving ``rate`` requests/s at random
+    (:func:`open_loop_terms`). ``concurrency`` in the answer is the mean number of requests in
+    flight; ``fits`` asks the KV cache to hold its 99th percentile (``N + 2.33 sqrt(N)``)."""
+    from ..limits import MAX_RATE, check_number
+
+    _check_arguments(model, system, plan, isl, osl, 1, "agg", None, 1, 1, 1)
+    try:
+        check_number(rate, "rate (requests/s)", hi=MAX_RATE)
+    except PlannerError as exc:
+        raise ServingError(str(exc)) from None
+    if rate <= 0:
+        raise ServingError(f"rate must be positive, got {rate:g}")
+    check_serving_plan(model, system, plan)
+    mem = serving_memory(model, system, plan, isl, osl)
+    consts = BACKENDS[plan.backend]
+    context = isl + osl // 2
+    t_pf = prefill_s(model, system, plan, 1, isl)
+    t_first = first_token_prefill_s(model, system, plan, 1, isl)
+
+    def step(batch: int) -> float:
+        return decode_step_s(model, system, plan, batch, context)["step"]
+
+    terms, tpot, n, rho = open_loop_terms(t_pf, t_first, step, osl, rate, consts, plan.dp)
+    batch = max(1, round(n))
+    dec = decode_step_s(model, system, plan, batch, context)
+    ttft = sum(terms.values())
+    peak = n + 2.33 * math.sqrt(n)
+    breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, plan, 1, isl),
+                 "decode_step_s": dec["step"], "prefill_share": rho, **terms,
+                 "ttft_wait_s": terms["ttft_queue_s"] + terms["ttft_iteration_s"], "in_flight_mean": n,
+                 "in_flight_p99": peak, **dec}
+    return ServingEstimate(
+        model=model.name, gpu=system.name, plan=plan, mode="agg", isl=isl, osl=osl, concurrency=batch,
+        ttft_ms=ttft * 1e3, tpot_ms=tpot * 1e3, tokens_per_s_per_gpu=rate * osl / plan.gpus,
+        tokens_per_s_per_user=1.0 / tpot, requests_per_s=rate, fits=peak <= mem.max_concurrency,
+        memory=mem, breakdown=breakdown,
+        constants={**{k: float(v) for k, v in consts.__dict__.items()}, "kv_bytes_per_elem": kv_dtype_bytes(plan)},
+        assumptions=[f"{plan.backend} engine constants (fitted on H100/H200 rows)",
+                     f"open loop: Poisson arrivals at {rate:g} requests/s; prefills queue M/D/1",
+                     f"weights {plan.precision} ({WEIGHT_BYTES[plan.precision]:.3g} B/param), "
+                     f"KV {'fp8' if kv_dtype_bytes(plan) == 1 else '16-bit'}",
+                     "balanced expert routing" if model.is_moe else "dense model"],
+    )
+
+
 __all__ = ["BACKENDS", "BackendConstants", "closed_loop", "ttft_terms", "closed_network_wait", "GEMM_DTYPE", "ServingError", "ServingEstimate", "ServingMemory",
-           "ServingPlan", "WEIGHT_BYTES", "check_serving_plan", "decode_step_s", "estimate_serving",
+           "ServingPlan", "WEIGHT_BYTES", "check_serving_plan", "decode_step_s", "estimate_serving", "estimate_serving_at_rate", "open_loop_terms",
            "kv_bytes_per_request_per_gpu", "kv_bytes_per_token_per_gpu", "longest_request_fits", "prefill_s", "serving_memory", "weight_bytes_per_gpu"]
