@@ -111,9 +111,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=2.904, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03296, ttft_burst=0.1218, ttft_overhead_s=0, ttft_busy_s=0.1062),
-    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=2.357, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03509, ttft_burst=0.1163, ttft_overhead_s=0, ttft_busy_s=0.03151),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=0.8, ttft_cycle=0.00253, ttft_queue=3.626, ttft_admit=0.02121, ttft_burst=0.1756, ttft_overhead_s=0, ttft_busy_s=0.2184),
+    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03985, ttft_burst=0.111, ttft_overhead_s=0, ttft_busy_s=0.1192),
+    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0.0003603, ttft_queue=0, ttft_admit=0.03455, ttft_burst=0.1095, ttft_overhead_s=0, ttft_busy_s=0.0521),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0.002353, ttft_queue=3.642, ttft_admit=0.02172, ttft_burst=0.1732, ttft_overhead_s=0, ttft_busy_s=0.2152),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
