@@ -93,7 +93,7 @@ def features(rows, model_dir):
                         t_moe=b.get("prefill_expert_s", 0.0), k=b["kernels_raw"], moe=b["moe_raw"],
                         x=b["comm_raw"], xx=b.get("comm_x_raw", 0.0), wait=b.get("ttft_wait_s", 0.0),
                         xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot, dp=e.plan.dp,
-                        workers=_workers(r)))
+                        workers=_workers(r), release=(r.get("backend_version") or "").strip()))
     return out
 
 
@@ -117,6 +117,13 @@ def _irls(a: np.ndarray, y: np.ndarray, w: np.ndarray, lb: np.ndarray, rounds: i
 
 
 def fit_backend(fs):
+    """The engine's constants, and ``{release: cycle coefficient}`` for each of its releases with at least
+    ``serving.RELEASE_MIN_ROWS`` aggregated rows (their own ``ttft_cycle``; see ``serving.RELEASE_CYCLE``)."""
+    counts: dict[str, int] = {}
+    for f in fs:
+        if f["mode"] == "agg":
+            counts[f["release"]] = counts.get(f["release"], 0) + 1
+    releases = sorted(r for r, n in counts.items() if r and n >= serving.RELEASE_MIN_ROWS)  # "": not stated
     rows_tpot, y_tpot, rows_ttft, y_ttft, measured_ttft = [], [], [], [], []
     for f in fs:
         if f["mode"] == "agg":
@@ -126,8 +133,10 @@ def fit_backend(fs):
             rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, rho * f["tpot"]])
             y_tpot.append(f["tpot"])
             others = max(0.0, f["c"] / f["dp"] - 1)
-            rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], share / lam, f["t_pf"] * rho / (1 - rho),
-                              others * f["tpot"], others / 2 * f["t_burst"], 1.0, share])
+            own = f["release"] in releases
+            rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], 0.0 if own else share / lam,
+                              f["t_pf"] * rho / (1 - rho), others * f["tpot"], others / 2 * f["t_burst"], 1.0, share]
+                             + [share / lam if f["release"] == r else 0.0 for r in releases])
             y_ttft.append(f["ttft"])
             measured_ttft.append(f["ttft"])
         else:
@@ -135,7 +144,7 @@ def fit_backend(fs):
             y_tpot.append(f["tpot"])
             clients = f["c"] * f["workers"]
             rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], 0.0, 0.0, 0.0, 0.0, 1.0,
-                              (clients - 1) / clients if clients > 1 else 0.0])
+                              (clients - 1) / clients if clients > 1 else 0.0] + [0.0] * len(releases))
             y_ttft.append(f["ttft"] - f["xfer"] - f["wait"])
             measured_ttft.append(f["ttft"])
     at, yt = np.array(rows_tpot), np.array(y_tpot)
@@ -150,13 +159,15 @@ def fit_backend(fs):
     e, em, g, gx, o, mix = _irls(at, yt, w_t, lb_t)
     # the dense prefill is the kernel time (TTFT_PREFILL_DENSE): move it to the left side; no fixed
     # per-request cost (the overhead column) is fitted: see TTFT_OVERHEAD_S
-    cols = [2, 3, 4, 5, 7]
-    b, c, q, u, busy = _irls(af[:, cols], yf - TTFT_PREFILL_DENSE * af[:, 0] - TTFT_PREFILL_MOE * af[:, 1]
-                             - TTFT_OVERHEAD_S * af[:, 6], w_f, lb_f[1:])
-    d, am = TTFT_OVERHEAD_S, TTFT_PREFILL_MOE
+    # the cycle wait is a release's (below); current releases and those with few rows get none (b = 0)
+    cols = [3, 4, 5, 7] + list(range(8, 8 + len(releases)))
+    c, q, u, busy, *per_release = _irls(af[:, cols], yf - TTFT_PREFILL_DENSE * af[:, 0]
+                                        - TTFT_PREFILL_MOE * af[:, 1] - TTFT_OVERHEAD_S * af[:, 6], w_f,
+                                        np.concatenate([lb_f[2:], np.zeros(len(releases))]))
+    d, am, b = TTFT_OVERHEAD_S, TTFT_PREFILL_MOE, 0.0
     return dict(kernel_eff=e, moe_eff=em, comm_eff=g, comm_x_eff=gx, step_overhead_s=o, prefill_mix=min(mix, 0.95),
                 ttft_prefill=TTFT_PREFILL_DENSE, ttft_prefill_moe=am, ttft_cycle=b, ttft_queue=c, ttft_admit=q,
-                ttft_burst=u, ttft_overhead_s=d, ttft_busy_s=busy)
+                ttft_burst=u, ttft_overhead_s=d, ttft_busy_s=busy), dict(zip(releases, per_release))
 
 
 def score(rows, model_dir):
@@ -193,16 +204,20 @@ def main() -> None:
         serving.BACKENDS[name] = replace(serving.BACKENDS[name], **unit)
     serving._decode_layer_s.cache_clear()
     feats = features(cal, model_dir)
-    fitted = {}
+    fitted, releases = {}, {}
+    serving.RELEASE_CYCLE.clear()
     for name in serving.BACKENDS:
         fs = [f for f in feats if f["backend"] == name]
-        fitted[name] = fit_backend(fs)
+        fitted[name], per_release = fit_backend(fs)
+        releases.update({(name, r): v for r, v in per_release.items()})
         print(f"{name} ({len(fs)} rows): " + ", ".join(f"{k}={v:.4g}" for k, v in fitted[name].items()))
     for name, consts in fitted.items():
         serving.BACKENDS[name] = replace(serving.BACKENDS[name], **consts)
+    serving.RELEASE_CYCLE.update(releases)
     print("\n# paste into planner/cost/serving.py:")
     for name, consts in fitted.items():
         print(f"    {name!r}: dict(" + ", ".join(f"{k}={v:.4g}" for k, v in consts.items()) + "),")
+    print("RELEASE_CYCLE = {" + ", ".join(f"({b!r}, {r!r}): {v:.4g}" for (b, r), v in sorted(releases.items())) + "}")
     for label, subset in ((f"fitted on ({', '.join(fit_on)})", cal), ("calibration systems held out of this fit", held),
                           ("report (Blackwell)", report)):
         if not subset:

@@ -111,9 +111,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03985, ttft_burst=0.111, ttft_overhead_s=0, ttft_busy_s=0.1192),
-    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0.0003603, ttft_queue=0, ttft_admit=0.03455, ttft_burst=0.1095, ttft_overhead_s=0, ttft_busy_s=0.0521),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0.002353, ttft_queue=3.642, ttft_admit=0.02172, ttft_burst=0.1732, ttft_overhead_s=0, ttft_busy_s=0.2152),
+    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04179, ttft_burst=0.106, ttft_overhead_s=0, ttft_busy_s=0.102),
+    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03882, ttft_burst=0.1027, ttft_overhead_s=0, ttft_busy_s=0.04712),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=2.768, ttft_admit=0.02825, ttft_burst=0.1595, ttft_overhead_s=0, ttft_busy_s=0.1975),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -123,6 +123,38 @@ BACKENDS: dict[str, BackendConstants] = {
 
 #: activation workspace a worker reserves (max batched tokens x hidden x a few buffers)
 MAX_BATCHED_TOKENS = 8192
+
+
+#: Per engine release, the closed-loop wait proportional to the interval between request
+#: completions (``ttft_cycle x (C - 1) / C / lambda``), fitted by ``scripts/fit_serving.py`` on the
+#: calibration rows of each release with at least ``RELEASE_MIN_ROWS`` rows. Older releases wait so:
+#: on the rows of TensorRT-LLM 1.0.0rc3, vLLM 0.12.0 and SGLang 0.5.1 / 0.5.6 (H100 / H200)
+#: ``(TTFT - prefill) x lambda`` has a median of 1.0-18, on every later release, Blackwell's
+#: included, 0.06-0.9. Without it the H100 rows (nearly all of those releases) taught a wait the
+#: H200 rows do not have: fitted on H100 alone, H200 TTFT was 117 % off; with it, 51 %. Other
+#: releases, and a plan that names none, use the engine's ``ttft_cycle`` (0: current releases).
+RELEASE_CYCLE: dict[tuple[str, str], float] = {
+    ("sglang", "0.5.1.post1"): 1.169,
+    ("sglang", "0.5.6.post2"): 0.02863,
+    ("sglang", "0.5.9"): 0.0002898,
+    ("sglang", "glm5-hopper"): 0.005507,
+    ("trtllm", "1.0.0rc3"): 0.1506,
+    ("trtllm", "1.1.0rc2.post2"): 0.02726,
+    ("trtllm", "gpt-oss-dev"): 0,
+    ("vllm", "0.12.0"): 0.04964,
+    ("vllm", "0.16.0"): 0.002006,
+    ("vllm", "0.18.0"): 0.0006409,
+}
+RELEASE_MIN_ROWS = 30
+
+
+def release_constants(backend: str, engine_version: str | None) -> "BackendConstants":
+    """The engine's constants, with the cycle wait of ``engine_version`` where one was fitted."""
+    from dataclasses import replace
+
+    c = BACKENDS[backend]
+    extra = RELEASE_CYCLE.get((backend, engine_version or ""))
+    return c if extra is None else replace(c, ttft_cycle=extra)
 
 
 class ServingError(PlannerError):
@@ -595,9 +627,11 @@ def _check_arguments(model: ModelSpec, system: System, plan: ServingPlan, isl: i
 
 def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int, concurrency: int,
                      mode: Literal["agg", "disagg"] = "agg", prefill_plan: ServingPlan | None = None,
-                     prefill_batch: int = 1, prefill_workers: int = 1, decode_workers: int = 1) -> ServingEstimate:
+                     prefill_batch: int = 1, prefill_workers: int = 1, decode_workers: int = 1,
+                     engine_version: str | None = None) -> ServingEstimate:
     """TTFT, TPOT and throughput of one worker (``agg``) or a prefill / decode pool pair (``disagg``;
-    ``plan`` is the decode worker, ``concurrency`` its batch)."""
+    ``plan`` is the decode worker, ``concurrency`` its batch). ``engine_version``: the engine release
+    when it is one whose scheduler measured differently (:data:`RELEASE_CYCLE`); default: current releases."""
     _check_arguments(model, system, plan, isl, osl, concurrency, mode, prefill_plan, prefill_batch, prefill_workers,
                      decode_workers)
     check_serving_plan(model, system, plan)
@@ -605,7 +639,7 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     context = isl + osl // 2
     dec = decode_step_s(model, system, plan, concurrency, context)
     t_dec = dec["step"]
-    consts = BACKENDS[plan.backend]
+    consts = release_constants(plan.backend, engine_version)
     if mode == "agg":
         t_pf = prefill_s(model, system, plan, 1, isl)
         t_burst = prefill_burst_s(model, system, plan, concurrency, isl)

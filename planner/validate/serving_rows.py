@@ -166,13 +166,15 @@ def estimate_row(row: dict[str, str], model_dir: str | Path | None = None,
                                    prefill_batch=_col(row, "prefill_batch_size", hi=MAX_CONCURRENCY)
                                    * _rank_batches(row, "prefill_"),
                                    prefill_workers=_col(row, "prefill_num_workers"),
-                                   decode_workers=_col(row, "decode_num_workers"))
+                                   decode_workers=_col(row, "decode_num_workers"),
+                                   engine_version=(row.get("backend_version") or "").strip() or None)
         else:
             if not row.get("batch_size"):
                 return RowResult(rid, None, None, "no concurrency (batch_size)")
             plan = _plan(row, "", precision, backend, model)
             est = estimate_serving(model, system, plan, isl, osl,
-                                   _col(row, "batch_size", hi=MAX_CONCURRENCY) * _rank_batches(row, ""))
+                                   _col(row, "batch_size", hi=MAX_CONCURRENCY) * _rank_batches(row, ""),
+                                   engine_version=(row.get("backend_version") or "").strip() or None)
     except (ServingError, ValueError) as e:  # RowError, PlannerError and pydantic's errors are ValueErrors
         return RowResult(rid, None, None, (str(e).splitlines() or [type(e).__name__])[0])
     return RowResult(rid, est.ttft_ms, est.tpot_ms, "", est, model)
