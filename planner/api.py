@@ -26,7 +26,7 @@ from .plans import (
     training_document,
 )
 from .plans.refs import remember
-from .plans.serving import serving_document, serving_document_from_estimate
+from .plans.serving import max_model_len, serving_document, serving_document_from_estimate
 from .search.serving import ServeSearchResult, search_serving
 from .search.training import TrainSearchResult, search_training
 from .specs.hardware import System
@@ -77,7 +77,10 @@ def search_serve(model: str | ModelSpec, gpu: str | System, gpus: int, isl: int,
         what = "the longest request" if max_request_tokens and max_request_tokens >= isl + osl else "isl + osl"
         raise ServingError(f"{what} ({longest} tokens, prompt + output) exceeds {m.name}'s {m.max_seq_len}-token "
                            f"context")
-    res = search_serving(m, s, gpus, isl, osl, ttft_ms, tpot_ms, rate=rate, max_request_tokens=longest, **options)
+    # every worker holds one request of the engines' max model length (the longest request rounded up, as the
+    # exported --max-model-len: vLLM refuses to start when its KV cache cannot hold one such request)
+    res = search_serving(m, s, gpus, isl, osl, ttft_ms, tpot_ms, rate=rate,
+                         max_request_tokens=max_model_len(m, longest), **options)
     remember(m, s)
     traffic = Traffic(rate_rps=rate, isl=isl, osl=osl, max_request_tokens=longest,
                       source="trace" if source == "trace" else "flags")

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from .cost.serving import (BACKENDS, MAX_BATCHED_TOKENS, ServingPlan, check_serving_plan, decode_step_s, prefill_s,
+from .cost.serving import (BACKENDS, MAX_BATCHED_TOKENS, ServingMemory, ServingPlan, check_serving_plan,
+                           decode_step_s, kv_bytes_per_request_per_gpu, longest_request_fits, prefill_s,
                            serving_memory)
 from .errors import PlannerError
 from .limits import (MAX_CSV_FIELD_CHARS, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
@@ -214,6 +215,24 @@ def _check_worker(model: ModelSpec, system: System, plan: ServingPlan) -> None:
     except PlannerError as exc:
         raise SimulationError(str(exc)) from None
     check_serving_plan(model, system, plan)
+    if plan.precision == "fp4" and not system.accelerator.has_native("fp4"):  # as estimate serve and the plan gate
+        raise SimulationError(f"{system.accelerator.name} has no FP4 tensor cores; use bf16, fp8 or int4")
+
+
+def _check_fits(model: ModelSpec, system: System, plan: ServingPlan, mem: ServingMemory, longest: int) -> None:
+    """The worker can run the requests, as ``planner estimate serve`` and the search require: the longest
+    request (prompt + output) is within the model's context, and the worker holds its weights, workspace and the
+    KV cache of that one request in the engine's usable memory (:func:`planner.cost.serving.longest_request_fits`)."""
+    if model.max_seq_len and longest > model.max_seq_len:
+        raise SimulationError(f"the longest request ({longest} tokens, prompt + output) exceeds {model.name}'s "
+                              f"{model.max_seq_len}-token context")
+    if not longest_request_fits(model, plan, mem, longest):
+        kv = kv_bytes_per_request_per_gpu(model, plan, longest)
+        raise SimulationError(
+            f"{model.name} does not fit on {plan.gpus} x {system.name} at {plan.precision}: weights "
+            f"{mem.weights_bytes / 1e9:,.1f} GB + workspace {mem.workspace_bytes / 1e9:,.1f} GB + the KV cache of one "
+            f"request of {longest} tokens {kv / 1e9:,.1f} GB per GPU exceed the {mem.usable_bytes / 1e9:,.1f} GB "
+            f"usable (try more --tp, a smaller --precision or shorter requests)")
 
 
 def _check_requests(requests: list[Request]) -> None:
@@ -235,6 +254,10 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
              max_iterations: int = MAX_SIM_ITERATIONS) -> SimResult:
     """Simulate the worker on ``requests`` (module docstring); SLOs in ms (``math.inf``: none).
 
+    A worker ``planner estimate serve`` refuses is refused here too: a layout the model does not allow
+    (:func:`planner.cost.serving.check_serving_plan`), a request longer than the model's context, or a worker that
+    cannot hold the longest request's KV cache beside its weights.
+
     The work is bounded: the scheduler loop makes progress every iteration (a prompt chunk or a decode
     step), and more than ``max_iterations`` iterations raise :class:`SimulationError` naming the bound, as
     does a trace whose outputs alone need more (the sum of output tokens over the most requests the KV cache
@@ -246,9 +269,6 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
     costs = costs or _Costs(model, system, plan)
     mem = serving_memory(model, system, plan, int(np.mean([r.isl for r in requests])),
                          int(np.mean([r.osl for r in requests])))
-    if mem.kv_capacity_tokens <= 0:
-        raise SimulationError(f"{model.name} does not fit on {plan.gpus} x {system.name} at {plan.precision}: the "
-                              f"weights ({mem.weights_bytes / 1e9:,.1f} GB per GPU) leave no room for the KV cache")
     kv_cap = mem.kv_capacity_tokens
     reqs = sorted(requests, key=lambda r: r.arrival)
     longest = max(r.osl for r in reqs)
@@ -257,6 +277,7 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
     if need > max_iterations:
         raise SimulationError(f"simulating these requests needs at least {need:,} scheduler iterations, more than "
                               f"the bound of {max_iterations:,}; simulate fewer requests or shorter outputs")
+    _check_fits(model, system, plan, mem, max(r.isl + r.osl for r in reqs))
     n = len(reqs)
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)

@@ -12,7 +12,7 @@ import planner
 from .render import console, fail, gb, print_json, refuse_overwrite, refuse_unused, table
 from planner.limits import (MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
                             MAX_SLO_S, check_number)
-from planner.cost.serving import ServingPlan, estimate_serving
+from planner.cost.serving import ServingPlan, estimate_serving, kv_bytes_per_request_per_gpu
 from planner.validate.serving_rows import estimate_row, read_rows
 
 
@@ -61,13 +61,24 @@ def estimate_serve(
         fail(f"unknown backend {backend!r}; choose trtllm, vllm or sglang")
     m = _model(model, model_dir)  # type: ignore[arg-type]
     s = planner.get_system(gpu)  # type: ignore[arg-type]
+    if precision == "fp4" and not s.accelerator.has_native("fp4"):  # as the search, simulate and the plan gate
+        fail(f"{s.accelerator.name} has no FP4 tensor cores; use bf16, fp8 or int4")
+    longest = isl + osl  # type: ignore[operator]
+    if m.max_seq_len and longest > m.max_seq_len:  # as planner serve and simulate refuse it
+        fail(f"isl + osl ({longest} tokens, prompt + output) exceeds {m.name}'s {m.max_seq_len}-token context")
     est = estimate_serving(m, s, _plan(tp, pp, dp, ep, precision, backend), isl, osl, concurrency)  # type: ignore[arg-type]
     if not est.fits:
         mem = est.memory
-        if mem.max_concurrency == 0:
+        if mem.max_concurrency == 0 and mem.weights_bytes + mem.workspace_bytes > mem.usable_bytes:
             fail(f"{m.name} does not fit on {est.plan.gpus} x {s.name} at {precision}: the weights alone need "
                  f"{gb(mem.weights_bytes)} GB per GPU and the KV cache and workspace more; {gb(mem.usable_bytes)} GB "
                  f"are usable per GPU (try more --tp / --pp or a smaller --precision)")
+        if mem.max_concurrency == 0:
+            kv = kv_bytes_per_request_per_gpu(m, est.plan, longest)
+            fail(f"{m.name} does not fit on {est.plan.gpus} x {s.name} at {precision}: weights "
+                 f"{gb(mem.weights_bytes)} GB + workspace {gb(mem.workspace_bytes)} GB + the KV cache of one request "
+                 f"of {longest} tokens {gb(kv)} GB per GPU exceed the {gb(mem.usable_bytes)} GB usable (try more "
+                 f"--tp / --pp, a smaller --precision or a shorter --isl / --osl)")
         fail(f"concurrency {concurrency} does not fit the KV cache: at most {mem.max_concurrency} requests of "
              f"{isl + osl} tokens on this plan ({mem.kv_capacity_tokens:,} KV tokens; weights take "  # type: ignore[operator]
              f"{gb(mem.weights_bytes)} GB of {gb(mem.usable_bytes)} GB usable per GPU)")
@@ -229,7 +240,9 @@ def serve(
         print_json(res.model_dump(mode="json"), timings=timings)
         return
     console.print(f"[bold]{m.name}[/bold] on up to [bold]{gpus} x {s.name}[/bold] ({backend}); isl {isl}, osl {osl}; "
-                  f"SLO TTFT <= {ttft}, TPOT <= {tpot}" + (f"; {rate:.2f} requests/s" if rate else ""), highlight=False)
+                  f"SLO TTFT <= {ttft}, TPOT <= {tpot}; "
+                  + (f"sized for {rate:.3g} requests/s" + (" (the trace's mean rate)" if trace is not None else "")
+                     if rate is not None else "no --rate: as many replicas as --gpus holds"), highlight=False)
     t = table("Best plans", "", "aggregated", "disaggregated")
     a, d = res.aggregated, res.disaggregated
 
@@ -246,6 +259,9 @@ def serve(
     t.add_row("tokens/s per GPU", cell(ae and f"{ae.tokens_per_s_per_gpu:,.0f}"), cell(d and f"{d.tokens_per_s_per_gpu:,.0f}"))
     t.add_row("tokens/s per user", cell(ae and f"{ae.tokens_per_s_per_user:,.0f}"), cell(d and f"{d.tokens_per_s_per_user:,.0f}"))
     t.add_row("replicas / GPUs", cell(a and f"{a.replicas} / {a.gpus}"), cell(d and f"{d.groups} / {d.gpus}"))
+    docs = res.plan_documents or {}
+    t.add_row("requests/s sustained", *(cell(c in docs and f"{docs[c]['prediction']['requests_per_s']:,.3g}")
+                                        for c in ("aggregated", "disaggregated")))
     t.add_row("$ per million tokens", cell(a and a.cost_per_million_tokens_usd and f"{a.cost_per_million_tokens_usd:.3f}"),
               cell(d and d.cost_per_million_tokens_usd and f"{d.cost_per_million_tokens_usd:.3f}"))
     console.print(t)
@@ -269,7 +285,7 @@ def simulate_cmd(
     dp: int = typer.Option(1, "--dp", min=1, max=MAX_GPUS, help="Attention data parallel size."),
     ep: Optional[int] = typer.Option(None, "--ep", min=1, max=MAX_GPUS, help="Expert parallel size."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp16, fp8, int4 or fp4."),
-    backend: str = typer.Option("vllm", "--backend", help="trtllm, vllm or sglang."),
+    backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
     trace: Optional[Path] = typer.Option(None, "--trace", help="Request trace CSV (arrived_at, num_prefill_tokens, "
                                          "num_decode_tokens)."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Poisson arrivals at this many requests/s instead."),

@@ -20,9 +20,10 @@ How the planner's layout maps onto each engine (the engines' parallel meshes dif
   server (SGLang divides it over the DP ranks). Dense ``dp > 1`` is ``--dp-size`` replicas of ``--tp-size tp``.
 * **TensorRT-LLM** - attention DP (``enable_attention_dp``) runs attention with TP 1 on every one of the
   ``--tp_size`` ranks, so ``--tp_size`` is ``tp x dp`` and a plan with attention ``tp > 1`` and ``dp > 1``
-  is approximated (said in a note); ``--max_batch_size`` is per attention-DP rank; quantization comes from
-  the checkpoint (no flag). Options given in the YAML replace the whole CLI-built object (e.g.
-  ``kv_cache_config``), so the memory fraction is repeated there.
+  is refused (an :class:`ExportError`: launched as attention DP over ``tp x dp`` its weights, KV cache and times
+  would not be the plan's; the search proposes no such layout for ``trtllm``); ``--max_batch_size`` is per
+  attention-DP rank; quantization comes from the checkpoint (no flag). Options given in the YAML replace the
+  whole CLI-built object (e.g. ``kv_cache_config``), so the memory fraction is repeated there.
 
 Disaggregated workers: vLLM ``--kv-transfer-config`` with the NixlConnector (``kv_role: kv_both`` on both
 sides), SGLang ``--disaggregation-mode prefill|decode`` (Mooncake transfer, prefill bootstrap port 8998),
@@ -331,10 +332,11 @@ def trtllm_launch(w: Worker, memory_fraction: float | None = None, *, port: int 
     ep, moe_tp = plan.expert_layout(model)
     attn_dp = model.is_moe and plan.dp > 1
     if attn_dp:
+        if plan.tp > 1:  # launched as attention dp tp x dp it would not be the plan (weights, KV and times differ)
+            raise ExportError(f"TensorRT-LLM's attention DP runs attention with TP 1 on each of its ranks: it cannot "
+                              f"launch the plan's attention tp {plan.tp} x dp {plan.dp}; plan with --backend trtllm "
+                              f"(its layouts have tp 1 or dp 1) or export to vllm or sglang")
         tp_size, per_rank = mesh, max(1, math.ceil(concurrency / mesh))
-        if plan.tp > 1:
-            notes.append(f"TensorRT-LLM's attention DP runs attention with TP 1 on each of the {mesh} ranks: the "
-                         f"plan's attention tp {plan.tp} x dp {plan.dp} runs as dp {mesh}")
         notes.append(f"--max_batch_size is per attention-DP rank: {per_rank} x {mesh} ranks for {concurrency} "
                      "concurrent requests")
     elif plan.dp > 1:

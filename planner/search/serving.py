@@ -12,8 +12,9 @@ sustain while TTFT (batched prefill + KV transfer + queueing) meets its SLO;
 decode workers by the largest batch whose TPOT meets its SLO. A pair of
 layouts is combined in the ratio ``y / x`` of prefill to decode workers that
 keeps the prefill pool from becoming the bottleneck:
-``y = ceil(x lambda_d / mu_p)`` with ``lambda_d`` the request rate of one
-decode worker and ``mu_p`` the rate one prefill worker sustains; the pair's
+``y >= ceil(x lambda_d / mu_p)`` with ``lambda_d`` the request rate of one
+decode worker and ``mu_p = dp / T_prefill`` the rate one prefill worker sustains,
+and more prefill workers while TTFT misses its SLO; the pair's
 score is output tokens/s per GPU over both pools.
 
 **Capacity.** With a request rate, the replicas (aggregated workers or
@@ -25,7 +26,9 @@ many it needs. Without a rate, as many replicas as ``--gpus`` holds.
 
 **Feasibility.** Only layouts that can run are proposed: the heads, layers and
 experts divide as :func:`~planner.cost.serving.check_serving_plan` requires
-(no ``tp 72`` for 64 heads), and every worker, prefill workers included,
+(no ``tp 72`` for 64 heads), the engine can launch the layout as planned (TensorRT-LLM's attention data
+parallelism runs attention with TP 1 on every rank, so with ``trtllm`` a MoE worker has ``tp > 1`` or
+``dp > 1``, not both: :func:`planner.export.engines.trtllm_launch`), and every worker, prefill workers included,
 holds its weights, workspace and the KV cache of at least one request of the
 longest length asked for (``max_request_tokens``) in the engine's usable memory.
 
@@ -49,6 +52,7 @@ from ..cost.serving import (
     check_serving_plan,
     estimate_serving,
     longest_request_fits,
+    prefill_s,
     serving_memory,
 )
 from ..errors import PlannerError
@@ -133,6 +137,8 @@ def _layouts(model: ModelSpec, system: System, precisions: tuple[str, ...], back
             for dp in dps:
                 mesh = tp * dp
                 if model.is_moe and model.moe.num_experts % mesh:  # type: ignore[union-attr]
+                    continue
+                if backend == "trtllm" and tp > 1 and dp > 1:  # TensorRT-LLM's attention DP runs attention TP 1
                     continue
                 out.append(ServingPlan(tp=tp, dp=dp, ep=mesh if model.is_moe else None,
                                        moe_tp=1 if model.is_moe else None, precision=prec, backend=backend))  # type: ignore[arg-type]
@@ -227,7 +233,8 @@ def search_serving(model: ModelSpec, system: System, gpus: int, isl: int, osl: i
     layouts = [p for p in _layouts(model, system, precisions, backend, gpus) if _runs(job, p)]
     if not layouts:
         raise SLOError(f"no worker layout of up to {gpus} x {system.name} ({', '.join(precisions)}) holds "
-                       f"{model.name}'s weights and the KV cache of one request of {job.max_request_tokens} tokens")
+                       f"{model.name}'s weights and the KV cache of one request of {job.max_request_tokens} "
+                       f"tokens (the longest the engines are sized for)")
     best_ttft = best_tpot = math.inf
     agg_best: tuple[tuple[float, ...], ServingEstimate] | None = None
     need: list[int] = []  # GPUs the rate needs, per layout that meets the SLOs but not the GPU budget
@@ -300,7 +307,10 @@ def _disaggregated(job: _Job, layouts: list[ServingPlan], gpus: int, rate: float
         for p in layouts:
             if p.precision != d.plan.precision:
                 continue
-            for pw in range(1, 65):  # prefill workers per decode worker group of x decode workers
+            # the prefill workers must prefill what the decode worker completes: pw dp / T_pf >= lambda_d
+            # (below that the prompt queue grows without bound at the rate the group is sized for)
+            need_pw = max(1, math.ceil(lam_d * prefill_s(job.model, job.system, p, 1, job.isl) / p.dp - 1e-9))
+            for pw in range(need_pw, 65):  # prefill workers per decode worker, fewest first
                 counter[0] += 1
                 e = estimate_serving(job.model, job.system, d.plan, job.isl, job.osl, d.concurrency, mode="disagg",
                                      prefill_plan=p, prefill_batch=1, prefill_workers=pw, decode_workers=1)
