@@ -487,3 +487,33 @@ def test_constants_fitted_on_h100_alone_carry_to_h200(reference_dir: Path):
     held = next(line for line in out.stdout.splitlines() if line.startswith("calibration systems held out"))
     ttft, tpot = map(float, re.search(r"h200_sxm n=\d+ TTFT ([\d.]+)% TPOT ([\d.]+)%", held).groups())
     assert ttft < 60 and tpot < 40, held
+
+
+def test_python_api_refuses_what_the_cli_refuses(llama70b):
+    """fp4 without FP4 tensor cores and a request beyond the context are errors from the Python API too."""
+    from planner.cost.serving import ServingError, estimate_serving_at_rate
+
+    h100 = planner.get_system("h100")
+    with pytest.raises(ServingError, match="has no FP4 tensor cores"):
+        estimate_serving(llama70b, h100, ServingPlan(tp=4, precision="fp4"), 1000, 100, 1)
+    with pytest.raises(ServingError, match="exceeds .*131072-token context"):
+        estimate_serving(llama70b, h100, ServingPlan(tp=4, precision="fp8"), 131000, 100, 1)
+    with pytest.raises(ServingError, match="exceeds .*131072-token context"):
+        estimate_serving_at_rate(llama70b, h100, ServingPlan(tp=4, precision="fp8"), 131000, 100, 0.1)
+    assert estimate_serving(llama70b, planner.get_system("b200"), ServingPlan(tp=4, precision="fp4"), 1000, 100, 1).fits
+
+
+def test_estimate_serve_rate_and_engine_version_flags():
+    base = ("estimate", "serve", "-m", "llama-3.1-8b", "-g", "h100", "--isl", "1000", "--osl", "200")
+    r = run(*base, "--rate", "5", "--backend", "vllm", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["requests_per_s"] == 5 and d["plan_document"] is None and "open-loop" in d["plan_document_reason"]
+    assert d["breakdown"]["ttft_queue_s"] > 0 and d["concurrency"] == round(d["breakdown"]["in_flight_mean"])
+    assert_one_line_error(run(*base, "--rate", "5", "-c", "4"), "give --concurrency (closed loop) or --rate")
+    assert_one_line_error(run(*base, "--rate", "1000"), "exceeds what one worker can prefill")
+    assert_one_line_error(run(*base), "missing --concurrency (or --rate)")
+    assert_one_line_error(run(*base, "--rate", "5", "--engine-version", "1.0.0rc3"), "--engine-version changes")
+    old = json.loads(run(*base, "-c", "8", "--engine-version", "1.0.0rc3", "--json").stdout)
+    now = json.loads(run(*base, "-c", "8", "--json").stdout)
+    assert old["ttft_ms"] > now["ttft_ms"] and old["plan_document"] is None and now["plan_document"] is not None

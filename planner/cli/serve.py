@@ -33,9 +33,15 @@ def estimate_serve(
                                       "request."),
     osl: Optional[int] = typer.Option(None, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens per request."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, max=MAX_CONCURRENCY,
-                                              help="Requests in flight (closed loop)."),
+                                              help="Requests in flight (closed loop: a finished request is "
+                                              "replaced at once, as benchmarks run)."),
+    rate: Optional[float] = typer.Option(None, "--rate", min=0.0, max=MAX_RATE, help="Instead of --concurrency: "
+                                         "requests/s arriving at random (open loop, Poisson), as traffic does."),
     precision: str = typer.Option("bf16", "--precision", help="bf16, fp16, fp8, int4 or fp4 (NVFP4)."),
     backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
+    engine_version: Optional[str] = typer.Option(None, "--engine-version", help="The engine release, when it is "
+                                                 "one whose scheduler was measured apart (older releases wait "
+                                                 "longer under load) [default: current releases]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Estimate every row of a file with the columns "
                                             "of measured_serving.csv."),
@@ -46,27 +52,44 @@ def estimate_serve(
     """TTFT, TPOT and throughput of one serving worker at a fixed concurrency (or every row of a CSV)."""
     if from_csv is not None:
         refuse_unused(ctx, "with --from-csv (every row gives its own)", "model", "gpu", "tp", "pp", "dp", "ep", "isl",
-                      "osl", "concurrency", "precision", "backend", "as_json")
+                      "osl", "concurrency", "rate", "precision", "backend", "engine_version", "as_json")
         refuse_overwrite(out, "--out", {"--from-csv": from_csv})
         _batch(from_csv, out, model_dir)
         return
     refuse_unused(ctx, "without --from-csv", "out")
-    missing = [f for f, v in (("--model", model), ("--gpu", gpu), ("--isl", isl), ("--osl", osl),
-                              ("--concurrency", concurrency)) if v is None]
+    missing = [f for f, v in (("--model", model), ("--gpu", gpu), ("--isl", isl), ("--osl", osl)) if v is None]
+    if concurrency is None and rate is None:
+        missing.append("--concurrency (or --rate)")
     if missing:
         fail(f"missing {', '.join(missing)} (or give --from-csv FILE)")
+    if concurrency is not None and rate is not None:
+        fail("give --concurrency (closed loop) or --rate (open loop), not both")
+    if rate is not None and rate <= 0:
+        fail(f"--rate must be positive, got {rate:g}")
+    if engine_version is not None and rate is not None:
+        fail("--engine-version changes the closed loop only; with --rate it does nothing")
     if precision not in ("bf16", "fp16", "fp8", "int4", "fp4"):
         fail(f"unknown precision {precision!r}; choose bf16, fp16, fp8, int4 or fp4")
     if backend not in ("trtllm", "vllm", "sglang"):
         fail(f"unknown backend {backend!r}; choose trtllm, vllm or sglang")
     m = _model(model, model_dir)  # type: ignore[arg-type]
     s = planner.get_system(gpu)  # type: ignore[arg-type]
-    if precision == "fp4" and not s.accelerator.has_native("fp4"):  # as the search, simulate and the plan gate
-        fail(f"{s.accelerator.name} has no FP4 tensor cores; use bf16, fp8 or int4")
     longest = isl + osl  # type: ignore[operator]
-    if m.max_seq_len and longest > m.max_seq_len:  # as planner serve and simulate refuse it
-        fail(f"isl + osl ({longest} tokens, prompt + output) exceeds {m.name}'s {m.max_seq_len}-token context")
-    est = estimate_serving(m, s, _plan(tp, pp, dp, ep, precision, backend), isl, osl, concurrency)  # type: ignore[arg-type]
+    # estimate_serving refuses, as the search, simulate and the plan gate do, a request beyond the model's
+    # context and fp4 without FP4 tensor cores
+    if rate is not None:
+        from planner.cost.serving import estimate_serving_at_rate
+
+        est = estimate_serving_at_rate(m, s, _plan(tp, pp, dp, ep, precision, backend), isl, osl, rate)  # type: ignore[arg-type]
+        concurrency = est.concurrency
+    else:
+        est = estimate_serving(m, s, _plan(tp, pp, dp, ep, precision, backend), isl, osl, concurrency,  # type: ignore[arg-type]
+                               engine_version=engine_version)
+    if not est.fits and rate is not None:
+        mem = est.memory
+        fail(f"{rate:g} requests/s keeps {est.breakdown['in_flight_mean']:.0f} requests in flight on average "
+             f"({est.breakdown['in_flight_p99']:.0f} at the 99th percentile); the KV cache holds "
+             f"{mem.max_concurrency} of {longest} tokens: use more workers or a lower --rate")
     if not est.fits:
         mem = est.memory
         if mem.max_concurrency == 0 and mem.weights_bytes + mem.workspace_bytes > mem.usable_bytes:
@@ -85,13 +108,22 @@ def estimate_serve(
     if as_json:
         from planner.api import serving_plan_document
 
+        # plan documents carry closed-loop predictions for current engine releases (what the gate re-estimates)
+        why = ("open-loop (--rate) estimates are not plan documents; planner serve --rate sizes a deployment for "
+               "a rate" if rate is not None else "estimates for an older engine release (--engine-version) are "
+               "not plan documents: plans target current releases" if engine_version is not None else None)
+        if why:
+            print_json({**est.model_dump(mode="json"), "plan_document": None, "plan_document_reason": why})
+            return
         # the worker as a document (after the gate) that `planner check` / `planner export` read
         print_json({**est.model_dump(mode="json"), "plan_document": serving_plan_document(est, m, s)})
         return
     p = est.plan
     console.print(f"[bold]{m.name}[/bold] on [bold]{p.gpus} x {s.name}[/bold] ({backend}, {precision}): tp {p.tp}, "
                   f"dp {p.dp}, pp {p.pp}" + (f", ep {p.expert_layout(m)[0]}" if m.is_moe else "")
-                  + f"; isl {isl}, osl {osl}, concurrency {concurrency}", highlight=False)
+                  + f"; isl {isl}, osl {osl}, "
+                  + (f"{rate:g} requests/s at random (open loop; {est.breakdown['in_flight_mean']:.1f} in flight on "
+                     f"average)" if rate is not None else f"concurrency {concurrency} (closed loop)"), highlight=False)
     t = table("Serving estimate", "metric", "value", right=("value",))
     t.add_row("TTFT", f"{est.ttft_ms:,.1f} ms")
     t.add_row("TPOT", f"{est.tpot_ms:,.2f} ms")

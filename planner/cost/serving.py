@@ -241,6 +241,15 @@ def check_serving_plan(model: ModelSpec, system: System, plan: ServingPlan) -> N
         raise ServingError(f"ep {plan.ep} given but {model.name} has no experts")
     if plan.precision == "fp8" and not system.accelerator.has_native("fp8"):
         raise ServingError(f"{system.accelerator.name} has no FP8 tensor cores; use bf16 or int4")
+    if plan.precision == "fp4" and not system.accelerator.has_native("fp4"):
+        raise ServingError(f"{system.accelerator.name} has no FP4 tensor cores; use bf16, fp8 or int4")
+
+
+def check_context(model: ModelSpec, tokens: int, what: str = "isl + osl") -> None:
+    """A request of ``tokens`` tokens (prompt + output) fits the model's context, or one :class:`ServingError`."""
+    if model.max_seq_len and tokens > model.max_seq_len:
+        raise ServingError(f"{what} ({tokens} tokens, prompt + output) exceeds {model.name}'s "
+                           f"{model.max_seq_len}-token context")
 
 
 def kv_dtype_bytes(plan: ServingPlan) -> float:
@@ -635,6 +644,7 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
     _check_arguments(model, system, plan, isl, osl, concurrency, mode, prefill_plan, prefill_batch, prefill_workers,
                      decode_workers)
     check_serving_plan(model, system, plan)
+    check_context(model, isl + osl)
     mem = serving_memory(model, system, plan, isl, osl)
     context = isl + osl // 2
     dec = decode_step_s(model, system, plan, concurrency, context)
@@ -749,6 +759,7 @@ def estimate_serving_at_rate(model: ModelSpec, system: System, plan: ServingPlan
     if rate <= 0:
         raise ServingError(f"rate must be positive, got {rate:g}")
     check_serving_plan(model, system, plan)
+    check_context(model, isl + osl)
     mem = serving_memory(model, system, plan, isl, osl)
     consts = BACKENDS[plan.backend]
     context = isl + osl // 2
