@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,25 @@ def test_cross_node_ring_uses_one_nic_per_rank_of_the_node():
     up = comm_constants(A100)["up"]
     assert slope == pytest.approx(7 / 16 * S / (up["bandwidth_bytes_per_s"] * up["p2p_eff"])
                                   + 8 / 16 * S / (c["bandwidth_bytes_per_s"] * c["p2p_eff"]))
+
+
+def test_small_all_reduce_across_many_nodes_takes_the_tree():
+    """Across more than two nodes NCCL's tree (a chain in each node, a binary tree across nodes) has a
+    latency of 2((k-1) step_in + ceil(log2 m) step_out) against the ring's 2((n-m) step_in + (m-1) step_out);
+    a small all-reduce takes the faster, a large one is bandwidth either way; two nodes: the same."""
+    up, net = comm_constants(H100)["up"], comm_constants(H100)["network"]
+    step_in, step_out = max(up["step_s"], 0.0), max(up["step_s"], net["step_s"])
+    launch = max(up["launch_s"], net["launch_s"])
+    S = 64 * KIB
+    for n, m in ((64, 8), (1024, 128)):
+        bus = 2 * (n - 1) / n * S / (8 * net["bandwidth_bytes_per_s"] * net["bus_eff"])
+        tree = launch + 2 * ((n // m - 1) * step_in + math.ceil(math.log2(m)) * step_out) + bus
+        ring = launch + 2 * ((n - m) * step_in + (m - 1) * step_out) + bus
+        assert tree < ring
+        assert collective_time_s("all_reduce", S, n, H100) == pytest.approx(tree)
+    # two nodes: log2(2) = 1 = m - 1, the ring
+    assert collective_time_s("all_reduce", S, 16, H100) == pytest.approx(
+        launch + 2 * (14 * step_in + step_out) + 2 * 15 / 16 * S / (8 * net["bandwidth_bytes_per_s"] * net["bus_eff"]))
 
 
 # ---- invariants ---------------------------------------------------------------------------------

@@ -32,6 +32,14 @@ larger fixed cost and a higher bandwidth, and takes the faster of the two::
 
     t_domain = min(t,  bulk_s + phases (n-1) bulk_step + bus_bytes / (B_up e_bulk))
 
+An all-reduce across more than two units may also take NCCL's tree (a chain inside each
+unit, a binary tree across units), whose latency grows with log2 of the units:
+
+    t_tree = launch + 2 [(n/m - 1) step_in + ceil(log2 m) step_out] + bus_bytes / B_eff
+
+and the faster of ring and tree is taken (small messages across many nodes: serving
+decode at wide tensor parallelism, the latency part of data-parallel reductions at scale).
+
 A ring that crosses nodes leaves each node once per channel; NCCL spreads its
 channels over the node's NICs (one per GPU), so the r ranks of a node give the
 ring ``r B_net`` (busbw of multi-node DGX runs ~ 8 x NIC). Between the NVLink
@@ -68,6 +76,7 @@ take SI units and accept a numpy array of message sizes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
@@ -296,6 +305,10 @@ def collective_time_s(kind: CollectiveKind, message_bytes, group_size: int, syst
         m = -(-n // (r if n > r else k))  # units of the outermost crossed tier
         phases = 2 if kind == "all_reduce" else 1
         t = launch + phases * ((n - m) * step_in + (m - 1) * step_out) + bus_bytes(kind, s, n) / min(eff_bw)
+        if kind == "all_reduce" and m > 2:  # NCCL's tree: a chain in each unit, a binary tree across units
+            k_unit = -(-n // m)
+            tree = launch + 2 * ((k_unit - 1) * step_in + math.ceil(math.log2(m)) * step_out)
+            t = np.minimum(t, tree + bus_bytes(kind, s, n) / min(eff_bw))
         if not tiers and up.bulk_eff:  # inside one scale-up domain: NCCL picks the faster protocol
             t = np.minimum(t, up.bulk_s + phases * (n - 1) * up.bulk_step_s
                            + bus_bytes(kind, s, n) / (bw_up * up.bulk_eff))

@@ -111,7 +111,7 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.807, moe_eff=1.019, comm_eff=0.6667, comm_x_eff=0.25, step_overhead_s=0.0007406, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04179, ttft_burst=0.106, ttft_overhead_s=0, ttft_busy_s=0.102),
+    "trtllm": dict(kernel_eff=0.806, moe_eff=1.021, comm_eff=0.672, comm_x_eff=0.4201, step_overhead_s=0.0007529, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04176, ttft_burst=0.1057, ttft_overhead_s=0, ttft_busy_s=0.1025),
     "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03882, ttft_burst=0.1027, ttft_overhead_s=0, ttft_busy_s=0.04712),
     "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=2.768, ttft_admit=0.02825, ttft_burst=0.1595, ttft_overhead_s=0, ttft_busy_s=0.1975),
 }
@@ -138,8 +138,8 @@ RELEASE_CYCLE: dict[tuple[str, str], float] = {
     ("sglang", "0.5.6.post2"): 0.02863,
     ("sglang", "0.5.9"): 0.0002898,
     ("sglang", "glm5-hopper"): 0.005507,
-    ("trtllm", "1.0.0rc3"): 0.1506,
-    ("trtllm", "1.1.0rc2.post2"): 0.02726,
+    ("trtllm", "1.0.0rc3"): 0.1492,
+    ("trtllm", "1.1.0rc2.post2"): 0.02723,
     ("trtllm", "gpt-oss-dev"): 0,
     ("vllm", "0.12.0"): 0.04964,
     ("vllm", "0.16.0"): 0.002006,
