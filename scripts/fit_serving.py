@@ -91,7 +91,8 @@ def features(rows, model_dir):
         osl, c = e.osl, e.concurrency
         out.append(dict(backend=r["backend"], mode=e.mode, t_pf=b["prefill_s"], t_burst=b.get("prefill_burst_s", 0.0),
                         t_moe=b.get("prefill_expert_s", 0.0), k=b["kernels_raw"], moe=b["moe_raw"],
-                        x=b["comm_raw"], xx=b.get("comm_x_raw", 0.0), wait=b.get("ttft_wait_s", 0.0),
+                        x=b["comm_raw"], xx=b.get("comm_x_raw", 0.0), wait=b.get("ttft_queue_s", 0.0),
+                        service=b.get("prefill_service_s", 0.0),
                         xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot, dp=e.plan.dp,
                         workers=_workers(r), release=(r.get("backend_version") or "").strip()))
     return out
@@ -143,8 +144,9 @@ def fit_backend(fs):
             rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, 0.0])
             y_tpot.append(f["tpot"])
             clients = f["c"] * f["workers"]
-            rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], 0.0, 0.0, 0.0, 0.0, 1.0,
-                              (clients - 1) / clients if clients > 1 else 0.0] + [0.0] * len(releases))
+            # the first wave queues at the prefill pool: the burst column with the pool's time per request
+            rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], 0.0, 0.0, 0.0, max(0.0, clients - 1) / 2 * f["service"],
+                              1.0, (clients - 1) / clients if clients > 1 else 0.0] + [0.0] * len(releases))
             y_ttft.append(f["ttft"] - f["xfer"] - f["wait"])
             measured_ttft.append(f["ttft"])
     at, yt = np.array(rows_tpot), np.array(y_tpot)

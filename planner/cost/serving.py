@@ -111,9 +111,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.806, moe_eff=1.021, comm_eff=0.672, comm_x_eff=0.4201, step_overhead_s=0.0007529, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04176, ttft_burst=0.1057, ttft_overhead_s=0, ttft_busy_s=0.1025),
-    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03882, ttft_burst=0.1027, ttft_overhead_s=0, ttft_busy_s=0.04712),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=2.768, ttft_admit=0.02825, ttft_burst=0.1595, ttft_overhead_s=0, ttft_busy_s=0.1975),
+    "trtllm": dict(kernel_eff=0.806, moe_eff=1.021, comm_eff=0.672, comm_x_eff=0.4201, step_overhead_s=0.0007529, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03925, ttft_burst=0.1136, ttft_overhead_s=0, ttft_busy_s=0.1021),
+    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04013, ttft_burst=0.1001, ttft_overhead_s=0, ttft_busy_s=0.04714),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=3.393, ttft_admit=0.03646, ttft_burst=0.1136, ttft_overhead_s=0, ttft_busy_s=0.2043),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -134,16 +134,16 @@ MAX_BATCHED_TOKENS = 8192
 #: H200 rows do not have: fitted on H100 alone, H200 TTFT was 117 % off; with it, 51 %. Other
 #: releases, and a plan that names none, use the engine's ``ttft_cycle`` (0: current releases).
 RELEASE_CYCLE: dict[tuple[str, str], float] = {
-    ("sglang", "0.5.1.post1"): 1.169,
-    ("sglang", "0.5.6.post2"): 0.02863,
-    ("sglang", "0.5.9"): 0.0002898,
-    ("sglang", "glm5-hopper"): 0.005507,
-    ("trtllm", "1.0.0rc3"): 0.1492,
-    ("trtllm", "1.1.0rc2.post2"): 0.02723,
+    ("sglang", "0.5.1.post1"): 1.086,
+    ("sglang", "0.5.6.post2"): 0.02869,
+    ("sglang", "0.5.9"): 0.0001193,
+    ("sglang", "glm5-hopper"): 0.00539,
+    ("trtllm", "1.0.0rc3"): 0.1473,
+    ("trtllm", "1.1.0rc2.post2"): 0.0272,
     ("trtllm", "gpt-oss-dev"): 0,
-    ("vllm", "0.12.0"): 0.04964,
-    ("vllm", "0.16.0"): 0.002006,
-    ("vllm", "0.18.0"): 0.0006409,
+    ("vllm", "0.12.0"): 0.05008,
+    ("vllm", "0.16.0"): 0.002007,
+    ("vllm", "0.18.0"): 0.0006347,
 }
 RELEASE_MIN_ROWS = 30
 
@@ -677,15 +677,18 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         clients = concurrency * decode_workers
         busy = consts.ttft_busy_s * (clients - 1) / clients if clients > 1 else 0.0
         own = t_first + t_xfer + consts.ttft_overhead_s + busy  # a request's first token without queueing
-        wait, lam = closed_network_wait(clients, t_pf / (servers * prefill_batch), own + max(0, osl - 1) * tpot)
-        ttft = own + wait
+        service = t_pf / (servers * prefill_batch)  # the prefill pool's time per request
+        wait, lam = closed_network_wait(clients, service, own + max(0, osl - 1) * tpot)
+        # the benchmark's first wave: all clients arrive together and queue at the prefill pool
+        burst = consts.ttft_burst * max(0, clients - 1) / 2.0 * service
+        ttft = own + wait + burst
         rho = min(1.0, lam * t_pf / (servers * prefill_batch))
         gpus = plan.gpus * decode_workers + pplan.gpus * prefill_workers
         breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, pplan, prefill_batch, isl),
                      "kv_transfer_s": t_xfer, "decode_step_s": t_dec, "prefill_share": rho,
                      "ttft_prefill_s": t_first, "ttft_overhead_s": consts.ttft_overhead_s, "ttft_busy_s": busy,
-                     "ttft_queue_s": wait,
-                     "ttft_wait_s": wait, **{k: v for k, v in dec.items()}}
+                     "ttft_queue_s": wait, "ttft_burst_s": burst, "prefill_service_s": service,
+                     "ttft_wait_s": wait + burst, **{k: v for k, v in dec.items()}}
     tokens_per_s = lam * osl
     return ServingEstimate(
         model=model.name, gpu=system.name, plan=plan, mode=mode, isl=isl, osl=osl, concurrency=concurrency,
