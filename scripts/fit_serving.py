@@ -92,7 +92,7 @@ def features(rows, model_dir):
         out.append(dict(backend=r["backend"], mode=e.mode, t_pf=b["prefill_s"], t_burst=b.get("prefill_burst_s", 0.0),
                         t_moe=b.get("prefill_expert_s", 0.0), k=b["kernels_raw"], moe=b["moe_raw"],
                         x=b["comm_raw"], xx=b.get("comm_x_raw", 0.0), wait=b.get("ttft_queue_s", 0.0),
-                        service=b.get("prefill_service_s", 0.0),
+                        service=b.get("prefill_service_s", 0.0), chunk=b.get("ttft_chunk_s", 0.0),
                         xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot, dp=e.plan.dp,
                         workers=_workers(r), release=(r.get("backend_version") or "").strip()))
     return out
@@ -138,7 +138,7 @@ def fit_backend(fs):
             rows_ttft.append([f["t_pf"] - f["t_moe"], f["t_moe"], 0.0 if own else share / lam,
                               f["t_pf"] * rho / (1 - rho), others * f["tpot"], others / 2 * f["t_burst"], 1.0, share]
                              + [share / lam if f["release"] == r else 0.0 for r in releases])
-            y_ttft.append(f["ttft"])
+            y_ttft.append(f["ttft"] - f["chunk"])  # chunked prefill: physical, not fitted
             measured_ttft.append(f["ttft"])
         else:
             rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, 0.0])

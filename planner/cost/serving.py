@@ -111,9 +111,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.806, moe_eff=1.021, comm_eff=0.672, comm_x_eff=0.4201, step_overhead_s=0.0007529, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03925, ttft_burst=0.1136, ttft_overhead_s=0, ttft_busy_s=0.1021),
-    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.04013, ttft_burst=0.1001, ttft_overhead_s=0, ttft_busy_s=0.04714),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=3.393, ttft_admit=0.03646, ttft_burst=0.1136, ttft_overhead_s=0, ttft_busy_s=0.2043),
+    "trtllm": dict(kernel_eff=0.806, moe_eff=1.021, comm_eff=0.672, comm_x_eff=0.4201, step_overhead_s=0.0007529, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03358, ttft_burst=0.1168, ttft_overhead_s=0, ttft_busy_s=0.0962),
+    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03927, ttft_burst=0.09394, ttft_overhead_s=0, ttft_busy_s=0.03748),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=3.456, ttft_admit=0.03612, ttft_burst=0.1063, ttft_overhead_s=0, ttft_busy_s=0.1869),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -134,16 +134,16 @@ MAX_BATCHED_TOKENS = 8192
 #: H200 rows do not have: fitted on H100 alone, H200 TTFT was 117 % off; with it, 51 %. Other
 #: releases, and a plan that names none, use the engine's ``ttft_cycle`` (0: current releases).
 RELEASE_CYCLE: dict[tuple[str, str], float] = {
-    ("sglang", "0.5.1.post1"): 1.086,
-    ("sglang", "0.5.6.post2"): 0.02869,
-    ("sglang", "0.5.9"): 0.0001193,
-    ("sglang", "glm5-hopper"): 0.00539,
-    ("trtllm", "1.0.0rc3"): 0.1473,
-    ("trtllm", "1.1.0rc2.post2"): 0.0272,
+    ("sglang", "0.5.1.post1"): 1.118,
+    ("sglang", "0.5.6.post2"): 0.02855,
+    ("sglang", "0.5.9"): 0.0002494,
+    ("sglang", "glm5-hopper"): 0.005368,
+    ("trtllm", "1.0.0rc3"): 0.1231,
+    ("trtllm", "1.1.0rc2.post2"): 0.02598,
     ("trtllm", "gpt-oss-dev"): 0,
-    ("vllm", "0.12.0"): 0.05008,
-    ("vllm", "0.16.0"): 0.002007,
-    ("vllm", "0.18.0"): 0.0006347,
+    ("vllm", "0.12.0"): 0.04899,
+    ("vllm", "0.16.0"): 0.001935,
+    ("vllm", "0.18.0"): 0.0006416,
 }
 RELEASE_MIN_ROWS = 30
 
@@ -512,6 +512,13 @@ def first_token_prefill_s(model: ModelSpec, system: System, plan: ServingPlan, r
     return c.ttft_prefill * (total - experts) + c.ttft_prefill_moe * experts
 
 
+def prefill_chunks(isl: int, concurrency: int, groups: int = 1) -> int:
+    """Iterations a prompt of ``isl`` tokens takes under chunked prefill: each iteration has a budget of
+    ``MAX_BATCHED_TOKENS`` tokens, of which the other running requests' decodes take one each."""
+    others = max(0, math.ceil(concurrency / groups) - 1)
+    return max(1, math.ceil(isl / max(1, MAX_BATCHED_TOKENS - others)))
+
+
 def prefill_burst_s(model: ModelSpec, system: System, plan: ServingPlan, concurrency: int, isl: int) -> float:
     """Prefill time per request when requests arrive together: the engine packs
     ``MAX_BATCHED_TOKENS // isl`` prompts (at least one, at most the requests of one
@@ -526,7 +533,8 @@ def prefill_burst_s(model: ModelSpec, system: System, plan: ServingPlan, concurr
 # ---------------------------------------------------------------------------
 
 def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: BackendConstants, groups: int = 1,
-                t_burst: float | None = None, t_first: float | None = None) -> tuple[float, float, float, float]:
+                t_burst: float | None = None, t_first: float | None = None, chunks: int = 1
+                ) -> tuple[float, float, float, float]:
     """(TTFT, TPOT, request rate, prefill share) at a fixed concurrency: the fixed point of
     ``lambda = C / (TTFT + (osl - 1) TPOT)``, TTFT and TPOT as in :class:`BackendConstants`.
     ``groups`` attention-DP groups prefill and admit requests side by side (each sees
@@ -538,7 +546,7 @@ def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: Backe
     lam = concurrency / (t_pf + max(0, osl - 1) * t_step + 1e-12)
     ttft = tpot = rho = 0.0
     for _ in range(300):
-        terms, tpot, rho = ttft_terms(t_pf, t_step, concurrency, lam, c, groups, t_burst, t_first)
+        terms, tpot, rho = ttft_terms(t_pf, t_step, concurrency, lam, c, groups, t_burst, t_first, chunks)
         ttft = sum(terms.values())
         new = concurrency / (ttft + max(0, osl - 1) * tpot)
         if abs(new - lam) <= 1e-10 * lam:
@@ -549,7 +557,8 @@ def closed_loop(t_pf: float, t_step: float, osl: int, concurrency: int, c: Backe
 
 
 def ttft_terms(t_pf: float, t_step: float, concurrency: int, lam: float, c: BackendConstants, groups: int = 1,
-               t_burst: float | None = None, t_first: float | None = None) -> tuple[dict[str, float], float, float]:
+               t_burst: float | None = None, t_first: float | None = None, chunks: int = 1
+               ) -> tuple[dict[str, float], float, float]:
     """The named terms of TTFT in seconds, TPOT, and the others' prefill share ``rho``, at request rate
     ``lam`` (requests/s of the worker) and ``concurrency`` requests in flight:
 
@@ -564,7 +573,10 @@ def ttft_terms(t_pf: float, t_step: float, concurrency: int, lam: float, c: Back
       (its first wave), ``ttft_burst (C/groups - 1) / 2 T_burst``, ``ttft_burst`` the share of requests that
       arrive that way;
     * ``ttft_busy_s``: the latency an engine adds to a request while it serves others (its scheduler
-      and output processing between iterations), ``ttft_busy_s (C - 1) / C``.
+      and output processing between iterations), ``ttft_busy_s (C - 1) / C``;
+    * ``ttft_chunk_s``: chunked prefill: the prompt rides ``chunks`` iterations (``isl`` over the token
+      budget the running decodes leave, :func:`prefill_chunks`), each also running the others' decode
+      step, ``chunks x t_step`` when others run.
     """
     per_group = concurrency / groups
     others = max(0.0, per_group - 1.0)
@@ -579,6 +591,7 @@ def ttft_terms(t_pf: float, t_step: float, concurrency: int, lam: float, c: Back
         "ttft_cycle_s": c.ttft_cycle * share_others / lam if lam > 0 else 0.0,
         "ttft_burst_s": c.ttft_burst * others / 2.0 * (t_pf if t_burst is None else t_burst),
         "ttft_busy_s": c.ttft_busy_s * share_others,
+        "ttft_chunk_s": chunks * t_step if others > 0 else 0.0,
     }
     return terms, tpot, rho
 
@@ -654,8 +667,9 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         t_pf = prefill_s(model, system, plan, 1, isl)
         t_burst = prefill_burst_s(model, system, plan, concurrency, isl)
         t_first = first_token_prefill_s(model, system, plan, 1, isl)
-        ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts, plan.dp, t_burst, t_first)
-        terms, _, _ = ttft_terms(t_pf, t_dec, concurrency, lam, consts, plan.dp, t_burst, t_first)
+        chunks = prefill_chunks(isl, concurrency, plan.dp)
+        ttft, tpot, lam, rho = closed_loop(t_pf, t_dec, osl, concurrency, consts, plan.dp, t_burst, t_first, chunks)
+        terms, _, _ = ttft_terms(t_pf, t_dec, concurrency, lam, consts, plan.dp, t_burst, t_first, chunks)
         gpus = plan.gpus
         breakdown = {"prefill_s": t_pf, "prefill_expert_s": prefill_expert_s(model, system, plan, 1, isl),
                      "prefill_burst_s": t_burst, "decode_step_s": t_dec, "prefill_share": rho,
