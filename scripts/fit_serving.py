@@ -93,6 +93,7 @@ def features(rows, model_dir):
                         t_moe=b.get("prefill_expert_s", 0.0), k=b["kernels_raw"], moe=b["moe_raw"],
                         x=b["comm_raw"], xx=b.get("comm_x_raw", 0.0), wait=b.get("ttft_queue_s", 0.0),
                         service=b.get("prefill_service_s", 0.0), chunk=b.get("ttft_chunk_s", 0.0),
+                        m=b.get("requests_per_group", 1.0),
                         xfer=b.get("kv_transfer_s", 0.0), osl=osl, c=c, ttft=ttft, tpot=tpot, dp=e.plan.dp,
                         workers=_workers(r), release=(r.get("backend_version") or "").strip()))
     return out
@@ -131,7 +132,7 @@ def fit_backend(fs):
             lam = f["c"] / (f["ttft"] + max(0, f["osl"] - 1) * f["tpot"])
             share = (f["c"] - 1) / f["c"] if f["c"] > 1 else 0.0  # waits come from the other requests only
             rho = min(0.95, lam * f["t_pf"] * share / f["dp"])
-            rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, rho * f["tpot"]])
+            rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, f["m"], rho * f["tpot"]])
             y_tpot.append(f["tpot"])
             others = max(0.0, f["c"] / f["dp"] - 1)
             own = f["release"] in releases
@@ -141,7 +142,7 @@ def fit_backend(fs):
             y_ttft.append(f["ttft"] - f["chunk"])  # chunked prefill: physical, not fitted
             measured_ttft.append(f["ttft"])
         else:
-            rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, 0.0])
+            rows_tpot.append([f["k"], f["moe"], f["x"], f["xx"], 1.0, f["m"], 0.0])
             y_tpot.append(f["tpot"])
             clients = f["c"] * f["workers"]
             # the first wave queues at the prefill pool: the burst column with the pool's time per request
@@ -156,9 +157,9 @@ def fit_backend(fs):
     # collectives at most 4x faster than the fitted NCCL model (engines' one-shot
     # all-reduce kernels beat NCCL at decode sizes, but they are not free),
     # and a first token takes at least 80 % of the model's prefill time
-    lb_t = np.array([KERNEL_EFF_MIN, KERNEL_EFF_MIN, COMM_EFF_MIN, COMM_EFF_MIN, 0.0, 0.0])
+    lb_t = np.array([KERNEL_EFF_MIN, KERNEL_EFF_MIN, COMM_EFF_MIN, COMM_EFF_MIN, 0.0, 0.0, 0.0])
     lb_f = np.array([TTFT_PREFILL_MIN, 0.0, 0.0, 0.0, 0.0, 0.0])
-    e, em, g, gx, o, mix = _irls(at, yt, w_t, lb_t)
+    e, em, g, gx, o, per_req, mix = _irls(at, yt, w_t, lb_t)
     # the dense prefill is the kernel time (TTFT_PREFILL_DENSE): move it to the left side; no fixed
     # per-request cost (the overhead column) is fitted: see TTFT_OVERHEAD_S
     # the cycle wait is a release's (below); current releases and those with few rows get none (b = 0)
@@ -167,7 +168,8 @@ def fit_backend(fs):
                                         - TTFT_PREFILL_MOE * af[:, 1] - TTFT_OVERHEAD_S * af[:, 6], w_f,
                                         np.concatenate([lb_f[2:], np.zeros(len(releases))]))
     d, am, b = TTFT_OVERHEAD_S, TTFT_PREFILL_MOE, 0.0
-    return dict(kernel_eff=e, moe_eff=em, comm_eff=g, comm_x_eff=gx, step_overhead_s=o, prefill_mix=min(mix, 0.95),
+    return dict(kernel_eff=e, moe_eff=em, comm_eff=g, comm_x_eff=gx, step_overhead_s=o, step_per_request_s=per_req,
+                prefill_mix=min(mix, 0.95),
                 ttft_prefill=TTFT_PREFILL_DENSE, ttft_prefill_moe=am, ttft_cycle=b, ttft_queue=c, ttft_admit=q,
                 ttft_burst=u, ttft_overhead_s=d, ttft_busy_s=busy), dict(zip(releases, per_release))
 
@@ -200,7 +202,8 @@ def main() -> None:
     cal = [r for r in rows if r["system"] in fit_on]
     held = [r for r in rows if r["system"] in CALIBRATION and r["system"] not in fit_on]
     report = [r for r in rows if r["system"] not in CALIBRATION]
-    unit = dict(kernel_eff=1.0, moe_eff=1.0, comm_eff=1.0, comm_x_eff=1.0, step_overhead_s=0.0, prefill_mix=0.0, ttft_prefill=1.0, ttft_prefill_moe=1.0, ttft_cycle=0.0,
+    unit = dict(kernel_eff=1.0, moe_eff=1.0, comm_eff=1.0, comm_x_eff=1.0, step_overhead_s=0.0, step_per_request_s=0.0,
+                prefill_mix=0.0, ttft_prefill=1.0, ttft_prefill_moe=1.0, ttft_cycle=0.0,
                 ttft_queue=0.0, ttft_admit=0.0, ttft_burst=0.0, ttft_overhead_s=0.0, ttft_busy_s=0.0)
     for name in serving.BACKENDS:
         serving.BACKENDS[name] = replace(serving.BACKENDS[name], **unit)

@@ -71,7 +71,8 @@ class BackendConstants:
     """Engine behaviour not in the kernels (fitted, see the module docstring).
 
     Decode step: ``t_step = kernel_eff * kernels + moe_eff * expert kernels + comm_eff * collectives
-    + comm_x_eff * collectives leaving the scale-up domain + step_overhead_s`` (engines differ most in their fused-MoE kernels);
+    + comm_x_eff * collectives leaving the scale-up domain + step_overhead_s + step_per_request_s * m``
+    (``m`` running requests per attention-DP group; engines differ most in their fused-MoE kernels);
     with prefills mixed in (chunked prefill), ``TPOT = t_step + prefill_mix * rho * TPOT``
     (the prefill work that lands in each iteration, ``prefill_mix < 1`` where it
     overlaps the decode's memory-bound kernels).
@@ -92,6 +93,7 @@ class BackendConstants:
     comm_eff: float
     comm_x_eff: float
     step_overhead_s: float
+    step_per_request_s: float  # host time per running request per decode step (the engine's per-token bookkeeping)
     prefill_mix: float
     ttft_prefill: float
     ttft_prefill_moe: float
@@ -111,9 +113,9 @@ class BackendConstants:
 #: engines' defaults (vLLM gpu_memory_utilization 0.9, SGLang mem_fraction_static
 #: ~0.88, TensorRT-LLM free_gpu_memory_fraction 0.9 with an fp8 KV cache for fp8 / fp4 models).
 _FITTED = {
-    "trtllm": dict(kernel_eff=0.806, moe_eff=1.021, comm_eff=0.672, comm_x_eff=0.4201, step_overhead_s=0.0007529, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03358, ttft_burst=0.1168, ttft_overhead_s=0, ttft_busy_s=0.0962),
-    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03927, ttft_burst=0.09394, ttft_overhead_s=0, ttft_busy_s=0.03748),
-    "sglang": dict(kernel_eff=0.7, moe_eff=1.276, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003888, prefill_mix=0.7858, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=3.456, ttft_admit=0.03612, ttft_burst=0.1063, ttft_overhead_s=0, ttft_busy_s=0.1869),
+    "trtllm": dict(kernel_eff=0.806, moe_eff=1.021, comm_eff=0.672, comm_x_eff=0.4201, step_overhead_s=0.000753, step_per_request_s=0, prefill_mix=0.95, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03358, ttft_burst=0.1168, ttft_overhead_s=0, ttft_busy_s=0.0962),
+    "vllm": dict(kernel_eff=0.8399, moe_eff=0.938, comm_eff=1.069, comm_x_eff=3.547, step_overhead_s=0, step_per_request_s=0, prefill_mix=0.9219, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=0, ttft_admit=0.03927, ttft_burst=0.09394, ttft_overhead_s=0, ttft_busy_s=0.03748),
+    "sglang": dict(kernel_eff=0.7, moe_eff=1.329, comm_eff=0.25, comm_x_eff=0.25, step_overhead_s=0.003106, step_per_request_s=1.629e-05, prefill_mix=0.7299, ttft_prefill=1, ttft_prefill_moe=1, ttft_cycle=0, ttft_queue=3.456, ttft_admit=0.03612, ttft_burst=0.1063, ttft_overhead_s=0, ttft_busy_s=0.1869),
 }
 BACKENDS: dict[str, BackendConstants] = {
     "trtllm": BackendConstants(**_FITTED["trtllm"], mem_fraction=0.9, kv_fp8_when_quantized=True),
@@ -444,8 +446,10 @@ def decode_step_s(model: ModelSpec, system: System, plan: ServingPlan, batch: in
         comm += (plan.pp - 1) * _coll("send_recv", m * model.hidden_size * 2.0, 2, system)
     kernels = sum(parts.values())
     return {"kernels_raw": kernels - parts["moe"], "moe_raw": parts["moe"], "comm_raw": comm, "comm_x_raw": comm_x,
+            "requests_per_group": float(m),
             "step": (consts.kernel_eff * (kernels - parts["moe"]) + consts.moe_eff * parts["moe"]
-                     + consts.comm_eff * comm + consts.comm_x_eff * comm_x + consts.step_overhead_s),
+                     + consts.comm_eff * comm + consts.comm_x_eff * comm_x + consts.step_overhead_s
+                     + consts.step_per_request_s * m),
             **{f"decode_{k}": v for k, v in parts.items()}, "decode_comm": comm + comm_x}
 
 
