@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .catalog import get_model, get_system
-from .cost.serving import ServingError, ServingEstimate
+from .cost.serving import ServingEstimate, check_context
 from .cost.training_plan import TrainingEstimate
 from .limits import MAX_REQUEST_TOKENS, check_int
 from .moe.placement import ExpertCluster, Placement
@@ -73,10 +73,8 @@ def search_serve(model: str | ModelSpec, gpu: str | System, gpus: int, isl: int,
     if max_request_tokens is not None:
         max_request_tokens = check_int(max_request_tokens, "max_request_tokens", lo=2, hi=2 * MAX_REQUEST_TOKENS)
     longest = max(max_request_tokens or 0, isl + osl)
-    if m.max_seq_len and longest > m.max_seq_len:
-        what = "the longest request" if max_request_tokens and max_request_tokens >= isl + osl else "isl + osl"
-        raise ServingError(f"{what} ({longest} tokens, prompt + output) exceeds {m.name}'s {m.max_seq_len}-token "
-                           f"context")
+    check_context(m, longest, "the longest request" if max_request_tokens and max_request_tokens >= isl + osl
+                  else "isl + osl")
     # every worker holds one request of the engines' max model length (the longest request rounded up, as the
     # exported --max-model-len: vLLM refuses to start when its KV cache cannot hold one such request)
     res = search_serving(m, s, gpus, isl, osl, ttft_ms, tpot_ms, rate=rate,

@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from .cost.serving import (BACKENDS, MAX_BATCHED_TOKENS, ServingMemory, ServingPlan, check_serving_plan,
-                           decode_step_s, kv_bytes_per_request_per_gpu, longest_request_fits, prefill_s,
-                           serving_memory)
+from .cost.serving import (BACKENDS, MAX_BATCHED_TOKENS, ServingError, ServingMemory, ServingPlan, check_context,
+                           check_serving_plan, decode_step_s, kv_bytes_per_request_per_gpu, longest_request_fits,
+                           prefill_s, serving_memory)
 from .errors import PlannerError
 from .limits import (MAX_CSV_FIELD_CHARS, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
                      MAX_SIM_ITERATIONS, MAX_SLO_S, MAX_TRACE_REQUESTS, check_int, check_number)
@@ -221,9 +221,10 @@ def _check_fits(model: ModelSpec, system: System, plan: ServingPlan, mem: Servin
     """The worker can run the requests, as ``planner estimate serve`` and the search require: the longest
     request (prompt + output) is within the model's context, and the worker holds its weights, workspace and the
     KV cache of that one request in the engine's usable memory (:func:`planner.cost.serving.longest_request_fits`)."""
-    if model.max_seq_len and longest > model.max_seq_len:
-        raise SimulationError(f"the longest request ({longest} tokens, prompt + output) exceeds {model.name}'s "
-                              f"{model.max_seq_len}-token context")
+    try:
+        check_context(model, longest, "the longest request")
+    except ServingError as exc:
+        raise SimulationError(str(exc)) from None
     if not longest_request_fits(model, plan, mem, longest):
         kv = kv_bytes_per_request_per_gpu(model, plan, longest)
         raise SimulationError(

@@ -29,6 +29,7 @@ Usage: python scripts/layouts_ceiling.py [REFERENCE_DIR]   (default ../shared/re
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from itertools import combinations
 from pathlib import Path
@@ -91,9 +92,7 @@ def ceiling(fams, job: str) -> tuple[float, float, int]:
 
 def least_forced_error(fams, job: str) -> tuple[float, float]:
     """(MAPE %, max error %) of the bound-respecting times nearest the measured ones (LP in log space)."""
-    import math
-
-    import pulp
+    import pulp  # only this check solves an LP
 
     prob = pulp.LpProblem("nearest_consistent", pulp.LpMinimize)
     x, e, y = {}, {}, {}

@@ -205,24 +205,13 @@ def numeric_case(draw, table):
     return replace_flag(base, spec.flag, text), expect
 
 
-def test_numeric_flags(scratch):
-    rec = Recorder("numeric", scratch)
+@pytest.mark.parametrize("name, specs, examples", [("numeric", NUMERIC, 600), ("numeric-experts", NUMERIC_EXPERTS, 50)],
+                         ids=["numeric", "experts"])
+def test_numeric_flags(scratch, name, specs, examples):
+    rec = Recorder(name, scratch)
 
-    @fuzz_settings(600)
-    @given(numeric_case(NUMERIC))
-    def run(case):
-        argv, expect = case
-        rec.cli(argv, expect)
-
-    run()
-    rec.check()
-
-
-def test_numeric_flags_experts(scratch):
-    rec = Recorder("numeric-experts", scratch)
-
-    @fuzz_settings(50)
-    @given(numeric_case(NUMERIC_EXPERTS))
+    @fuzz_settings(examples)
+    @given(numeric_case(specs))
     def run(case):
         argv, expect = case
         rec.cli(argv, expect)

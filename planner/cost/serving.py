@@ -41,14 +41,14 @@ the H100 / H200 rows of ``shared/reference/serving/measured_serving.csv`` by
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PlannerError
-from ..limits import MAX_CONCURRENCY, MAX_GPUS, MAX_REQUEST_TOKENS, check_int
+from ..limits import MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, check_int, check_number
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .compute import gemm_time_s, memory_bound_time_s
@@ -152,8 +152,6 @@ RELEASE_MIN_ROWS = 30
 
 def release_constants(backend: str, engine_version: str | None) -> "BackendConstants":
     """The engine's constants, with the cycle wait of ``engine_version`` where one was fitted."""
-    from dataclasses import replace
-
     c = BACKENDS[backend]
     extra = RELEASE_CYCLE.get((backend, engine_version or ""))
     return c if extra is None else replace(c, ttft_cycle=extra)
@@ -770,8 +768,6 @@ def estimate_serving_at_rate(model: ModelSpec, system: System, plan: ServingPlan
     """TTFT, TPOT and throughput of one aggregated worker receiving ``rate`` requests/s at random
     (:func:`open_loop_terms`). ``concurrency`` in the answer is the mean number of requests in
     flight; ``fits`` asks the KV cache to hold its 99th percentile (``N + 2.33 sqrt(N)``)."""
-    from ..limits import MAX_RATE, check_number
-
     _check_arguments(model, system, plan, isl, osl, 1, "agg", None, 1, 1, 1)
     try:
         check_number(rate, "rate (requests/s)", hi=MAX_RATE)
