@@ -649,6 +649,16 @@ def _check_arguments(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         raise ServingError(str(exc)) from None
 
 
+def _sources(model: ModelSpec, plan: ServingPlan, consts: BackendConstants, arrivals: str) -> dict:
+    """The ``constants`` and ``assumptions`` fields of an estimate (``arrivals``: how requests come)."""
+    kvb = kv_dtype_bytes(plan)
+    return dict(constants={**{k: float(v) for k, v in consts.__dict__.items()}, "kv_bytes_per_elem": kvb},
+                assumptions=[f"{plan.backend} engine constants (fitted on H100/H200 rows)", arrivals,
+                             f"weights {plan.precision} ({WEIGHT_BYTES[plan.precision]:.3g} B/param), "
+                             f"KV {'fp8' if kvb == 1 else '16-bit'}",
+                             "balanced expert routing" if model.is_moe else "dense model"])
+
+
 def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: int, osl: int, concurrency: int,
                      mode: Literal["agg", "disagg"] = "agg", prefill_plan: ServingPlan | None = None,
                      prefill_batch: int = 1, prefill_workers: int = 1, decode_workers: int = 1,
@@ -712,12 +722,7 @@ def estimate_serving(model: ModelSpec, system: System, plan: ServingPlan, isl: i
         tokens_per_s_per_user=1.0 / tpot, requests_per_s=lam,
         fits=concurrency <= mem.max_concurrency,
         memory=mem, breakdown=breakdown,
-        constants={**{k: float(v) for k, v in consts.__dict__.items()}, "kv_bytes_per_elem": kv_dtype_bytes(plan)},
-        assumptions=[f"{plan.backend} engine constants (fitted on H100/H200 rows)",
-                     "closed loop at fixed concurrency: TTFT includes waiting behind other prefills",
-                     f"weights {plan.precision} ({WEIGHT_BYTES[plan.precision]:.3g} B/param), "
-                     f"KV {'fp8' if kv_dtype_bytes(plan) == 1 else '16-bit'}",
-                     "balanced expert routing" if model.is_moe else "dense model"],
+        **_sources(model, plan, consts, "closed loop at fixed concurrency: TTFT includes waiting behind other prefills"),
     )
 
 
@@ -800,12 +805,7 @@ def estimate_serving_at_rate(model: ModelSpec, system: System, plan: ServingPlan
         ttft_ms=ttft * 1e3, tpot_ms=tpot * 1e3, tokens_per_s_per_gpu=rate * osl / plan.gpus,
         tokens_per_s_per_user=1.0 / tpot, requests_per_s=rate, fits=peak <= mem.max_concurrency,
         memory=mem, breakdown=breakdown,
-        constants={**{k: float(v) for k, v in consts.__dict__.items()}, "kv_bytes_per_elem": kv_dtype_bytes(plan)},
-        assumptions=[f"{plan.backend} engine constants (fitted on H100/H200 rows)",
-                     f"open loop: Poisson arrivals at {rate:g} requests/s; prefills queue M/D/1",
-                     f"weights {plan.precision} ({WEIGHT_BYTES[plan.precision]:.3g} B/param), "
-                     f"KV {'fp8' if kv_dtype_bytes(plan) == 1 else '16-bit'}",
-                     "balanced expert routing" if model.is_moe else "dense model"],
+        **_sources(model, plan, consts, f"open loop: Poisson arrivals at {rate:g} requests/s; prefills queue M/D/1"),
     )
 
 

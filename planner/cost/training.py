@@ -219,8 +219,7 @@ def _with_comm(c: _Compute, system: System, groups: Groups, recompute: str, asyn
     for op in c.comm_ops:
         t = _comm(op, system, groups)
         fwd_comm[op.group] = fwd_comm.get(op.group, 0.0) + t
-        if async_tp and op.group == "tp" and op.collective == "all_reduce" and op.name in ("attn_all_reduce",
-                                                                                          "mlp_all_reduce"):
+        if async_tp and op.name in ("attn_all_reduce", "mlp_all_reduce"):  # the blocks' TP all-reduces
             tp_hidden += min(t, c.col_wgrad[op.name == "mlp_all_reduce"])
     full = recompute == "full"
     rec = c.fwd if full else (c.selective_fwd if recompute == "selective" else 0.0)
