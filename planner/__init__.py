@@ -26,6 +26,7 @@ from .errors import PlannerError
 from .plans import GateFailure, PlanCheckError, check
 
 if TYPE_CHECKING:
+    from .search.fleet import MixResult
     from .search.serving import ServeSearchResult
     from .search.training import TrainSearchResult
 
@@ -71,6 +72,18 @@ def search_serve(model: str | ModelSpec, gpu: str | System, gpus: int, isl: int,
     return _search_serve(model, gpu, gpus, isl, osl, ttft_ms, tpot_ms, rate, **options)  # type: ignore[arg-type]
 
 
+def mix(model: str | ModelSpec, gpus: list, ttft_ms: float, tpot_ms: float, **options: object) -> "MixResult":
+    """The cheapest GPU-type mix serving a workload within TTFT / TPOT SLOs at the 90th percentile (milliseconds):
+    counts per type and pool, the traffic split, $/hour, $ and Wh per million output tokens, kW, the saving
+    against the best single type, the solver's status, and the fleet plan document after the gate
+    (:func:`planner.api.mix`; ``options``: ``trace``, ``histogram``, ``buckets``, ``rate``, ``prices``,
+    ``max_gpus``, ``power_budget_kw``, ``slice_factor``, ``backend``, ``precision``, ``disagg``, ``power_cap``,
+    ``time_limit_s``, ``progress``, ``input_edges``, ``output_edges``)."""
+    from .api import mix as _mix
+
+    return _mix(model, gpus, ttft_ms, tpot_ms, **options)  # type: ignore[arg-type]
+
+
 def estimate_train(model: str | ModelSpec, gpu: str | System, gpus: int | None = None, **plan: object) -> TrainingEstimate:
     """Estimate one training plan.
 
@@ -113,5 +126,5 @@ __all__ = [
     "TrainingPlan", "UnsupportedArchitecture", "estimate_train", "estimate_training", "from_hf_config",
     "get_model", "get_system", "hardware_names", "load_model_file", "load_system_file", "model_names",
     "moe", "place_experts", "SolveResult", "PlannerError", "PlanCheckError", "GateFailure", "check", "search_serve",
-    "search_train",
+    "search_train", "mix",
 ]

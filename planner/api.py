@@ -135,3 +135,65 @@ def serving_plan_document(est: ServingEstimate, model: str | ModelSpec, system: 
 
 
 __all__ = ["placement_plan", "search_serve", "search_train", "serving_plan_document", "training_plan_document"]
+
+
+def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_ms: float, *,
+        trace: str | None = None, histogram: str | None = None, buckets: list | None = None,
+        rate: float | None = None, prices: dict[str, float] | None = None, max_gpus: dict[str, int] | None = None,
+        power_budget_kw: float | None = None, **options: Any):
+    """The cheapest GPU-type mix for a workload (:func:`planner.search.fleet.mix`), with its fleet plan document
+    (``plan_document``) checked by the gate. The workload is a request ``trace`` (its mean rate unless ``rate``
+    is given), a ``histogram`` CSV (``isl,osl,weight``; ``rate`` required) or ready ``buckets``. ``gpus``: names
+    or systems; ``prices`` ($/GPU-hour) and ``max_gpus`` (GPUs available) are keyed by GPU name or alias.
+    ``options``: ``slice_factor``, ``backend``, ``precision``, ``disagg``, ``power_cap``, ``time_limit_s``,
+    ``progress``, ``input_edges``, ``output_edges``."""
+    from .plans.fleet import fleet_document
+    from .search.fleet import MixError, mix as _mix
+    from .search.fleet_workload import INPUT_EDGES, OUTPUT_EDGES, buckets_from_histogram, buckets_from_trace
+
+    m = get_model(model)
+    if not isinstance(gpus, (list, tuple)) or not gpus:
+        raise MixError("give at least one GPU type")
+    systems = [get_system(g) for g in gpus]
+    by_alias = {}
+    for g, s in zip(gpus, systems):
+        by_alias[g if isinstance(g, str) else s.name] = s.name
+        by_alias[s.name] = s.name
+
+    def keyed(d: dict | None, what: str) -> dict | None:
+        if d is None:
+            return None
+        out = {}
+        for k, v in d.items():
+            name = by_alias.get(k)
+            if name is None:
+                try:
+                    name = get_system(k).name
+                except Exception:
+                    raise MixError(f"{what} names {k!r}, which is not among the GPU types offered "
+                                   f"({', '.join(s.name for s in systems)})") from None
+                if name not in by_alias.values():
+                    raise MixError(f"{what} names {k!r}, which is not among the GPU types offered "
+                                   f"({', '.join(s.name for s in systems)})")
+            out[name] = v
+        return out
+
+    edges = (options.pop("input_edges", INPUT_EDGES), options.pop("output_edges", OUTPUT_EDGES))
+    given = sum(x is not None for x in (trace, histogram, buckets))
+    if given != 1:
+        raise MixError("give the workload as one of a trace, a histogram or buckets")
+    if trace is not None:
+        bk, rate = buckets_from_trace(trace, rate, *edges)
+    elif histogram is not None:
+        if rate is None:
+            raise MixError("a histogram gives the shares of requests; give the total --rate too")
+        bk = buckets_from_histogram(histogram, rate)
+    else:
+        bk = list(buckets)  # type: ignore[arg-type]
+    budget_w = None if power_budget_kw is None else float(power_budget_kw) * 1e3
+    res = _mix(m, systems, bk, ttft_ms, tpot_ms, prices=keyed(prices, "--prices"),
+               max_gpus=keyed(max_gpus, "--max"), power_budget_w=budget_w, **options)
+    for s in systems:
+        remember(m, s)
+    doc = gated(fleet_document(res, m, {s.name: s for s in systems}), "fleet plan")
+    return res.model_copy(update={"plan_document": doc.model_dump(mode="json", by_alias=True)})

@@ -29,7 +29,6 @@ from planner.plans import (
     ServingDocument,
     TrainingDocument,
     check_file,
-    fleet_document,
     plan_document,
     schemas,
     unwrap,
@@ -91,7 +90,7 @@ def placement_doc() -> dict[str, Any]:
 def test_committed_schemas_equal_the_generated_ones():
     generated = schemas.generate()
     assert set(generated) == {"training-plan.v1.json", "serving-plan.v1.json", "expert-placement.v1.json",
-                              "fleet-plan.v1.json"}
+                              "fleet-plan.v2.json"}
     assert schemas.stale() == [], "run: python -m planner.plans.schemas"
     for name, sch in generated.items():
         assert schemas.load(name) == sch
@@ -378,15 +377,21 @@ def test_placement_document(placement_doc):
     refused(changed(d, lambda d: d.update(weight_bytes_per_param=8.0)), "slots_per_gpu 2 does not fit", "at most 0")
 
 
-def test_fleet_document(serve_docs):
-    other = planner.search_serve("qwen3-32b", "h100", 32, 4000, 500, ttft_ms=1000, tpot_ms=30).plan_document
-    pools = [(0.4, ServingDocument.model_validate(serve_docs["aggregated"], strict=False)),
-             (0.6, ServingDocument.model_validate(other, strict=False))]
-    doc = fleet_document(pools).model_dump(mode="json", by_alias=True)
+def test_fleet_document():
+    # a small GPU mix (histogram of two buckets on two GPU types): the gate passes it and refuses each claim changed
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        f.write("isl,osl,weight\n512,128,3\n4096,256,1\n")
+    res = planner.mix("llama-3.1-8b", ["a100", "h100"], 1000, 50, histogram=f.name, rate=20.0)
+    doc = res.plan_document
     assert isinstance(check(doc), FleetDocument)
-    refused(changed(doc, lambda d: d["pools"][0].update(traffic_share=0.5)), "sum to 1.1")
-    refused(changed(doc, lambda d: d["pools"][0].update(gpu="h100-sxm")), "pools[0].gpu")
-    refused(changed(doc, lambda d: d["pools"][1]["serving"].update(gpus=999)), "pools[1].serving")
+    refused(changed(doc, lambda d: d["pools"][0]["loads"][0].update(capacity_rps=d["pools"][0]["loads"][0]
+                                                                     ["capacity_rps"] * 1.2)), "capacity model")
+    refused(changed(doc, lambda d: d["pools"][0].update(replicas=d["pools"][0]["replicas"] + 1)), "gpus is")
+    refused(changed(doc, lambda d: d.update(cost_per_hour_usd=d["cost_per_hour_usd"] + 1)), "cost_per_hour_usd")
+    refused(changed(doc, lambda d: d["buckets"][0].update(rate_rps=d["buckets"][0]["rate_rps"] * 2)), "rates sum")
+    refused(changed(doc, lambda d: d.update(max_gpus={"a100-sxm-80gb": 0, "h100-sxm": 0})), "max_gpus allows 0")
 
 
 # --------------------------------------------------------------------------------------------------

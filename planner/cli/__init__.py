@@ -18,6 +18,7 @@ One module per command group, all importing their shared helpers from
 * :mod:`.plans`    - ``check``, ``export`` (a saved plan document through the gate, then to a launcher)
 * :mod:`.serve`    - ``estimate serve``, ``serve``, ``simulate``
 * :mod:`.experts`  - ``experts``
+* :mod:`.mix`      - ``mix`` (the GPU-type mix; ``--verify`` simulates it)
 * :mod:`.validate` - ``validate training | serving``
 """
 
@@ -31,7 +32,7 @@ import typer
 
 import planner
 
-from . import experts, plans, serve, specs, train, validate
+from . import experts, mix, plans, serve, specs, train, validate
 from .render import EXIT_INTERNAL, cli_errors, squash
 
 app = typer.Typer(
@@ -76,6 +77,7 @@ app.command("export")(cli_errors(plans.export_plan))
 app.command("serve")(cli_errors(serve.serve))
 app.command("simulate")(cli_errors(serve.simulate_cmd))
 app.command("experts")(cli_errors(experts.experts))
+app.command("mix")(cli_errors(mix.mix))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,7 +39,7 @@ def _targets(doc: object) -> tuple[str, tuple[str, ...]]:
         return "serving plan", SERVING_TARGETS
     if isinstance(doc, PlacementDocument):
         return "expert placement", PLACEMENT_TARGETS
-    return "fleet plan", ()
+    return "fleet plan", SERVING_TARGETS
 
 
 def export_text(doc: TrainingDocument | ServingDocument | PlacementDocument | FleetDocument, target: str) -> str:
@@ -59,6 +59,10 @@ def export_text(doc: TrainingDocument | ServingDocument | PlacementDocument | Fl
         from planner.export.serving import export_serving
 
         return export_serving(doc, target)
+    if isinstance(doc, FleetDocument):
+        from planner.export.fleet import export_fleet
+
+        return export_fleet(doc, target)
     return json.dumps(doc.model_dump(mode="json", by_alias=True), indent=2)
 
 
@@ -81,7 +85,7 @@ def export_plan(
     plan_file: Path = typer.Argument(..., help="A plan document, or the whole --json output of train / serve / "
                                                "experts (its plan document)."),
     to: str = typer.Option(..., "--to", help="Target: training plans megatron, torchtitan, deepspeed or slurm; "
-                                             "serving plans vllm, sglang, trtllm or k8s; expert placements json."),
+                                             "serving and fleet plans vllm, sglang, trtllm or k8s; expert placements json."),
 ) -> None:
     """Export a saved plan document for a launcher, after checking it."""
     print(export_text(check_file(plan_file), to))

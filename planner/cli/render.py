@@ -216,6 +216,20 @@ def default_reference() -> Path:
     return beside if beside.is_dir() else DEFAULT_REFERENCE
 
 
+def slo_ms(text: str, flag: str) -> float:
+    """An SLO flag (``300ms``, ``0.3s``, a bare number is ms) -> milliseconds, positive, finite and at most a day."""
+    from planner.limits import MAX_SLO_S
+    from planner.specs.units import parse_seconds
+
+    try:
+        ms = parse_seconds(text if any(c.isalpha() for c in text) else f"{text} ms") * 1e3
+    except (ValueError, OverflowError):
+        raise ValueError(f"{flag}: cannot read {text!r} as a time (e.g. 300ms, 0.3s)") from None
+    if not 0 < ms <= MAX_SLO_S * 1e3:  # NaN fails too
+        raise ValueError(f"{flag} must be a positive time of at most {MAX_SLO_S / 3600:g} h, got {text!r}")
+    return ms
+
+
 def signed_pct(x: float) -> str:
     return f"{x:+.1f}" if math.isfinite(x) else "-"
 

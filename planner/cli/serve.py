@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 import planner
-from .render import console, fail, gb, print_json, refuse_overwrite, refuse_unused, table
+from .render import console, fail, gb, print_json, refuse_overwrite, refuse_unused, slo_ms, table
 from planner.limits import (MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
                             MAX_SLO_S, check_number)
 from planner.cost.serving import ServingPlan, estimate_serving, kv_bytes_per_request_per_gpu
@@ -188,16 +188,8 @@ __all__ = ["estimate_serve", "serve", "simulate_cmd"]
 
 
 def _ms(text: str, flag: str) -> float:
-    """An SLO flag (``300ms``, ``0.3s``, a bare number is ms) -> milliseconds, positive, finite and at most a day."""
-    from planner.specs.units import parse_seconds
-
-    try:
-        ms = parse_seconds(text if any(c.isalpha() for c in text) else f"{text} ms") * 1e3
-    except (ValueError, OverflowError):
-        raise ValueError(f"{flag}: cannot read {text!r} as a time (e.g. 300ms, 0.3s)") from None
-    if not 0 < ms <= MAX_SLO_S * 1e3:  # NaN fails too
-        raise ValueError(f"{flag} must be a positive time of at most {MAX_SLO_S / 3600:g} h, got {text!r}")
-    return ms
+    """An SLO flag in milliseconds (:func:`.render.slo_ms`)."""
+    return slo_ms(text, flag)
 
 
 def _trace_rate(path: Path) -> tuple[float, float, float, int]:

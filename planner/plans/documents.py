@@ -5,8 +5,8 @@ Every answer the planner gives leaves as one of these (``--json``, saved plan fi
 * :class:`ServingDocument`   - ``"schema": "planner.serving-plan"``: an aggregated or disaggregated deployment
   (pools of workers with their layout, the traffic it is sized for, the SLOs, the predictions)
 * :class:`PlacementDocument` - ``"schema": "planner.expert-placement"``: MoE experts (and replicas) on GPUs
-* :class:`FleetDocument`     - ``"schema": "planner.fleet-plan"``: serving pools over several GPU types (the
-  fleet issue fills it in; today it holds serving documents per GPU type)
+* :class:`FleetDocument`     - ``"schema": "planner.fleet-plan"``: serving one model over several GPU types (the
+  GPU-mix answer: buckets of requests, pools of replicas per GPU type and role, which slices each takes)
 * the training plan document (``"schema": "planner.training-plan"``) is :mod:`planner.plans.training`
 
 Documents are self-contained: they embed the model and system specs they were computed for
@@ -32,7 +32,7 @@ from ..cost.serving import ServingPlan
 READABLE_VERSIONS: dict[str, tuple[str, ...]] = {
     "planner.serving-plan": ("1.0",),
     "planner.expert-placement": ("1.0",),
-    "planner.fleet-plan": ("1.0",),
+    "planner.fleet-plan": ("2.0",),
 }
 
 #: Every document model: unknown fields refused, no type coercion ("8" is not 8), immutable, finite numbers only.
@@ -177,26 +177,73 @@ class PlacementDocument(BaseModel):
     note: str = ""
 
 
-class FleetPool(BaseModel):
-    """The part of a fleet on one GPU type: a serving document and the traffic share it takes."""
+class FleetBucket(BaseModel):
+    """Requests of one (prompt, output) length range and their rate."""
 
     model_config = STRICT
 
-    gpu: Name
-    traffic_share: float = Field(ge=0, le=1)
-    serving: ServingDocument
+    label: Name = Field(min_length=1, max_length=120)
+    isl: int = Field(ge=1, le=L.MAX_REQUEST_TOKENS, description="mean prompt tokens of the bucket's requests")
+    osl: int = Field(ge=1, le=L.MAX_REQUEST_TOKENS, description="mean output tokens of the bucket's requests")
+    longest: int = Field(ge=2, le=2 * L.MAX_REQUEST_TOKENS, description="its longest request (prompt + output)")
+    rate_rps: float = Field(gt=0, le=L.MAX_RATE)
+
+
+class FleetLoad(BaseModel):
+    """The slices of one bucket a pool takes, and what one of its replicas sustains on that bucket."""
+
+    model_config = STRICT
+
+    bucket: int = Field(ge=0, le=400)
+    slices: int = Field(ge=1, le=64)
+    rate_rps: float = Field(gt=0, le=L.MAX_RATE, description="slices x the bucket's rate / slice factor")
+    capacity_rps: float = Field(gt=0, le=L.MAX_RATE, description="requests/s one replica sustains on the bucket "
+                                "within the SLOs at the quantile (planner.cost.capacity)")
+    kv_transfer_ms: float | None = Field(None, ge=0, le=L.MAX_SLO_S * 1e3, description="prefill pools: the KV "
+                                         "transfer to a decode worker its capacity allows for")
+    power_w: float = Field(ge=0, description="watts of one replica at that capacity")
+
+
+class FleetPool(BaseModel):
+    """Replicas of one worker kind on one GPU type, the buckets they serve and what they cost and draw."""
+
+    model_config = STRICT
+
+    system: SystemRef
+    role: Literal["aggregated", "prefill", "decode"]
+    plan: ServingPlan
+    replicas: int = Field(ge=1, le=L.MAX_GPUS)
+    gpus: int = Field(ge=1, le=L.MAX_GPUS, description="replicas x tp x dp x pp")
+    max_model_len: int = Field(ge=2, le=L.MAX_POSITIONS, description="context length the engines are started with")
+    price_per_gpu_hour_usd: float = Field(gt=0, le=1e6)
+    cost_per_hour_usd: float = Field(ge=0)
+    idle_w: float = Field(ge=0, description="watts of one replica with no request")
+    power_w: float = Field(ge=0, description="watts of the pool at its assigned load")
+    loads: list[FleetLoad] = Field(min_length=1, max_length=400)
 
 
 class FleetDocument(BaseModel):
-    """Serving over several GPU types (filled in by the fleet planner)."""
+    """Serving one model over several GPU types: the buckets of the workload, the pools (GPU type, role, worker
+    layout, replicas) and which slices of which buckets each takes, as the GPU-mix program chose them."""
 
     model_config = STRICT
 
     schema_: Literal["planner.fleet-plan"] = Field("planner.fleet-plan", alias="schema")
-    schema_version: Literal["1.0"] = "1.0"
+    schema_version: Literal["2.0"] = "2.0"
     model: ModelRef
-    pools: list[FleetPool] = Field(min_length=1, max_length=64)
-    cost_per_hour_usd: float | None = Field(None, ge=0)
+    engine: Engine
+    slo: SLO
+    quantile: float = Field(ge=0.5, le=0.999, description="the share of requests the SLOs hold for")
+    arrivals: Literal["poisson"] = Field("poisson", description="how requests arrive (open loop)")
+    rate_rps: float = Field(gt=0, le=L.MAX_RATE)
+    slice_factor: int = Field(ge=1, le=64)
+    buckets: list[FleetBucket] = Field(min_length=1, max_length=400)
+    pools: list[FleetPool] = Field(min_length=1, max_length=400)
+    cost_per_hour_usd: float = Field(ge=0)
+    power_w: float = Field(ge=0)
+    power_cap: float | None = Field(None, ge=0.2, le=1.0, description="every GPU capped at this fraction of TDP")
+    max_gpus: dict[Name, int] | None = Field(None, description="GPUs available per type")
+    power_budget_w: float | None = Field(None, gt=0)
     solver: dict[str, Any] | None = None
 
 
@@ -204,7 +251,9 @@ __all__ = [
     "READABLE_VERSIONS",
     "SLO",
     "Engine",
+    "FleetBucket",
     "FleetDocument",
+    "FleetLoad",
     "FleetPool",
     "ModelRef",
     "PlacementDocument",

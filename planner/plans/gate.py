@@ -179,8 +179,12 @@ def summary(doc: Document) -> str:
         return (f"expert placement {doc.schema_version}: {doc.model.name}, {doc.num_logical_experts} experts + "
                 f"{doc.num_redundant_experts} redundant over {doc.gpus} GPUs ({doc.slots_per_gpu} slots each), "
                 f"{len(doc.physical_to_logical)} MoE layers")
-    return (f"fleet plan {doc.schema_version}: {doc.model.name} over "
-            f"{', '.join(f'{p.gpu} ({100 * p.traffic_share:.0f} %)' for p in doc.pools)}")
+    gpus: dict[str, int] = {}
+    for p in doc.pools:
+        gpus[p.system.name] = gpus.get(p.system.name, 0) + p.gpus
+    return (f"fleet plan {doc.schema_version}: {doc.model.name} at {doc.rate_rps:.4g} requests/s over "
+            f"{', '.join(f'{n} x {g}' for g, n in gpus.items())} in {len(doc.pools)} pool(s), "
+            f"${doc.cost_per_hour_usd:,.2f}/h, {doc.power_w / 1e3:,.2f} kW")
 
 
 __all__ = [

@@ -28,7 +28,8 @@ def _models() -> dict[str, tuple[type[BaseModel], str]]:
                                  "deployment (`planner serve --json` -> plan_document)"),
         "expert-placement.v1.json": (PlacementDocument, "planner expert placement document: MoE experts and "
                                      "replicas on GPUs (`planner experts --export`)"),
-        "fleet-plan.v1.json": (FleetDocument, "planner fleet plan document: serving pools over several GPU types"),
+        "fleet-plan.v2.json": (FleetDocument, "planner fleet plan document: one model served over several GPU "
+                               "types (`planner mix --json` -> plan_document)"),
     }
 
 
