@@ -149,7 +149,8 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
     ``progress``, ``input_edges``, ``output_edges``."""
     from .plans.fleet import fleet_document
     from .search.fleet import MixError, mix as _mix
-    from .search.fleet_workload import INPUT_EDGES, OUTPUT_EDGES, buckets_from_histogram, buckets_from_trace
+    from .search.fleet_workload import (INPUT_EDGES, OUTPUT_EDGES, buckets_from_histogram, buckets_from_lengths,
+                                        burst_factor, read_trace, trace_rate)
 
     m = get_model(model)
     if not isinstance(gpus, (list, tuple)) or not gpus:
@@ -182,8 +183,20 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
     given = sum(x is not None for x in (trace, histogram, buckets))
     if given != 1:
         raise MixError("give the workload as one of a trace, a histogram or buckets")
+    burst, window = 1.0, 0.0
     if trace is not None:
-        bk, rate = buckets_from_trace(trace, rate, *edges)
+        reqs = read_trace(trace)
+        own = trace_rate(reqs) if len(reqs) > 1 and reqs[-1].arrival > reqs[0].arrival else None
+        if rate is None:
+            if own is None:
+                raise MixError(f"{trace}: needs at least two requests at different times for its rate (or give --rate)")
+            rate = own
+        bk = buckets_from_lengths([(r.isl, r.osl) for r in reqs], rate, *edges)
+        if own is not None:  # the trace's bursts at the rate asked for (its arrival times scaled to it)
+            from .limits import check_number as _num
+
+            scale = own / _num(rate, "rate (requests/s)", hi=1e6)
+            burst, window = burst_factor([r.arrival * scale for r in reqs], rate, float(ttft_ms) / 1e3)
     elif histogram is not None:
         if rate is None:
             raise MixError("a histogram gives the shares of requests; give the total --rate too")
@@ -192,8 +205,12 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
         bk = list(buckets)  # type: ignore[arg-type]
     budget_w = None if power_budget_kw is None else float(power_budget_kw) * 1e3
     res = _mix(m, systems, bk, ttft_ms, tpot_ms, prices=keyed(prices, "--prices"),
-               max_gpus=keyed(max_gpus, "--max"), power_budget_w=budget_w, **options)
+               max_gpus=keyed(max_gpus, "--max"), power_budget_w=budget_w, burst_factor=burst,
+               burst_window_s=window, **options)
     for s in systems:
         remember(m, s)
     doc = gated(fleet_document(res, m, {s.name: s for s in systems}), "fleet plan")
-    return res.model_copy(update={"plan_document": doc.model_dump(mode="json", by_alias=True)})
+    out = res.model_copy(update={"plan_document": doc.model_dump(mode="json", by_alias=True)})
+    for attr in ("_resolve", "_kinds", "_model", "_systems"):  # for planner mix --verify's re-solves
+        setattr(out, attr, getattr(res, attr))
+    return out

@@ -168,7 +168,7 @@ def test_constants_selection_and_report():
     assert constants_key(A40) == "ampere-ga102"
     assert constants_key(H100) == "hopper"
     assert constants_key(B200) == "hopper"
-    assert constants_key(_acc("AMD MI300X", "cdna3", 1307, 5.3)) == "hopper"
+    assert constants_key(_acc("AMD MI300X", "cdna3", 1307, 5.3)) == "cdna3"
     assert constants_key(_acc("NVIDIA L40S", "ada", 362, 0.864)) == "ampere-ga102"
     for key, c in FAMILY_CONSTANTS.items():
         assert 0.3 < c.e_max < 1 and 0.2 < c.bw_eff <= 1 and 0.1 < c.mem_eff <= 1, key

@@ -154,13 +154,14 @@ def mix(
                           precision=precision, disagg=disagg, power_cap=power_cap, progress=progress)
     finally:
         progress.close()
-    out: dict[str, Any] = res.model_dump(mode="json")
     report = None
     if verify:
         from planner.fleet_verify import verify_mix
 
-        report = verify_mix(res, trace=str(trace) if trace is not None else None, router=router,
-                            attainment=attainment, requests=requests)
+        res, report = verify_mix(res, trace=str(trace) if trace is not None else None, router=router,
+                                 attainment=attainment, requests=requests)
+    out: dict[str, Any] = res.model_dump(mode="json")
+    if report is not None:
         out["verify"] = report
     if export_to is not None:
         from planner.export.fleet import export_fleet
@@ -208,8 +209,14 @@ def _render(res: Any, report: dict | None) -> None:
             v.add_row(p["name"], f"{p['ttft_ms']['p90']:,.0f}", f"{p['tpot_ms']['p90']:,.1f}",
                       f"{100 * p['attainment']:.0f}%" + ("" if p["ok"] else " !"))
         console.print(v)
-        console.print("every pool meets the target" if report["ok"] else
-                      "[bold]short of the target:[/bold] " + "; ".join(report["short"]), highlight=False)
+        if report["repaired"]:
+            first = report["rounds"][0]
+            console.print(f"the capacity model's mix (${first['cost_per_hour_usd']:,.2f}/h, "
+                          f"{100 * first['attainment']:.0f} % of requests within the SLOs) fell short in the "
+                          f"simulator; after {len(report['rounds']) - 1} round(s) of lowering the short pools' "
+                          f"capacities the mix above is the answer", highlight=False)
+        console.print(f"every pool meets the target ({100 * report['target']:.0f} %)" if report["ok"] else
+                      "[bold]short of the target:[/bold] " + "; ".join(report["short"][:5]), highlight=False)
     console.print(f"[dim]{res.units} replica kinds, {res.capacity_evaluations} capacities, {res.elapsed_s:.2f} s"
                   f"[/dim]", highlight=False)
 

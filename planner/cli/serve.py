@@ -12,12 +12,45 @@ import planner
 from .render import console, fail, gb, print_json, refuse_overwrite, refuse_unused, slo_ms, table
 from planner.limits import (MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
                             MAX_SLO_S, check_number)
+from planner.cost.power import serving_power_w, wh_per_million_tokens
 from planner.cost.serving import ServingPlan, estimate_serving, kv_bytes_per_request_per_gpu
 from planner.validate.serving_rows import estimate_row, read_rows
 
 
 def _plan(tp: int, pp: int, dp: int, ep: Optional[int], precision: str, backend: str) -> ServingPlan:
     return ServingPlan(tp=tp, pp=pp, dp=dp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
+
+
+def _worker_power_w(s: planner.System, est: Any, prefill_share: float | None = None, load: float = 1.0) -> float:
+    """Watts of one worker's GPUs at its operating point (planner.cost.power.serving_power_w: the decode batch per
+    attention-DP group, the share of GPU time prefilling, the fraction ``load`` of the traffic it is sized for)."""
+    share = est.breakdown.get("prefill_share", 0.0) if prefill_share is None else prefill_share
+    return est.plan.gpus * serving_power_w(s.accelerator, est.concurrency / est.plan.dp, share, load)
+
+
+def _power_keys(power_w: float, tokens_per_s: float) -> dict[str, Any]:
+    """The JSON keys of a serving answer's power: kW and Wh per million output tokens."""
+    return {"power_kw": power_w / 1e3, "energy_wh_per_million_tokens": wh_per_million_tokens(power_w, tokens_per_s)}
+
+
+def _deployment_power(res: Any, s: planner.System, rate: float | None, osl: int) -> dict[str, dict[str, Any]]:
+    """Power of each answer of ``planner serve`` at the rate it is sized for (all of its capacity without a rate):
+    aggregated replicas at their batch and prefill share; disaggregated decode workers at their batch (no
+    prefill), prefill workers busy prefilling for their pool's utilisation (planner.cost.power)."""
+    out: dict[str, dict[str, Any]] = {}
+    a, d = res.aggregated, res.disaggregated
+    if a is not None:
+        full = a.gpus * a.estimate.tokens_per_s_per_gpu
+        load = min(1.0, rate * osl / full) if rate is not None and full > 0 else 1.0
+        out["aggregated"] = _power_keys(a.replicas * _worker_power_w(s, a.estimate, load=load), load * full)
+    if d is not None:
+        full = d.gpus * d.tokens_per_s_per_gpu
+        load = min(1.0, rate * osl / full) if rate is not None and full > 0 else 1.0
+        decode_w = d.decode_workers * _worker_power_w(s, d.decode, prefill_share=0.0, load=load)
+        busy = min(1.0, d.estimate.breakdown.get("prefill_share", 1.0))  # the prefill pool's utilisation
+        prefill_w = d.prefill_workers * d.prefill_plan.gpus * serving_power_w(s.accelerator, 1.0, 1.0, load * busy)
+        out["disaggregated"] = _power_keys(decode_w + prefill_w, load * full)
+    return out
 
 
 def estimate_serve(
@@ -112,11 +145,12 @@ def estimate_serve(
         why = ("open-loop (--rate) estimates are not plan documents; planner serve --rate sizes a deployment for "
                "a rate" if rate is not None else "estimates for an older engine release (--engine-version) are "
                "not plan documents: plans target current releases" if engine_version is not None else None)
+        power = _power_keys(_worker_power_w(s, est), est.tokens_per_s_per_gpu * est.plan.gpus)
         if why:
-            print_json({**est.model_dump(mode="json"), "plan_document": None, "plan_document_reason": why})
+            print_json({**est.model_dump(mode="json"), **power, "plan_document": None, "plan_document_reason": why})
             return
         # the worker as a document (after the gate) that `planner check` / `planner export` read
-        print_json({**est.model_dump(mode="json"), "plan_document": serving_plan_document(est, m, s)})
+        print_json({**est.model_dump(mode="json"), **power, "plan_document": serving_plan_document(est, m, s)})
         return
     p = est.plan
     console.print(f"[bold]{m.name}[/bold] on [bold]{p.gpus} x {s.name}[/bold] ({backend}, {precision}): tp {p.tp}, "
@@ -133,6 +167,10 @@ def estimate_serve(
     mem = est.memory
     t.add_row("weights per GPU", f"{gb(mem.weights_bytes)} GB")
     t.add_row("KV capacity", f"{mem.kv_capacity_tokens:,} tokens (max concurrency {mem.max_concurrency})")
+    power = _power_keys(_worker_power_w(s, est), est.tokens_per_s_per_gpu * p.gpus)
+    t.add_row("power (worker)", f"{power['power_kw']:,.2f} kW")
+    wh = power["energy_wh_per_million_tokens"]
+    t.add_row("energy per million output tokens", "-" if wh is None else f"{wh:,.1f} Wh")
     console.print(t)
     b = table("Where the time goes (seconds)", "part", "value", right=("value",))
     for k, v in est.breakdown.items():
@@ -190,6 +228,14 @@ __all__ = ["estimate_serve", "serve", "simulate_cmd"]
 def _ms(text: str, flag: str) -> float:
     """An SLO flag in milliseconds (:func:`.render.slo_ms`)."""
     return slo_ms(text, flag)
+
+
+def _with_power(out: dict[str, Any], power: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A ``planner serve --json`` object with each answer's power keys added (none removed or renamed)."""
+    for choice, keys in power.items():
+        if isinstance(out.get(choice), dict):
+            out[choice].update(keys)
+    return out
 
 
 def _trace_rate(path: Path) -> tuple[float, float, float, int]:
@@ -250,18 +296,20 @@ def serve(
     res = planner.search_serve(m, s, gpus, isl, osl, _ms(ttft, "--ttft"), _ms(tpot, "--tpot"), rate=rate,
                                max_request_tokens=longest, source="trace" if trace is not None else "flags",
                                backend=backend, disagg=disagg, objective=objective)
+    power = _deployment_power(res, s, rate, osl)
     if export_to is not None:
         from planner.export.serving import export_serving
 
         text = export_serving(res.plan_document, export_to)
         if as_json:
-            print_json({**res.model_dump(mode="json"), "export": {"target": export_to, "text": text}},
+            print_json({**_with_power(res.model_dump(mode="json"), power), "export": {"target": export_to,
+                                                                                       "text": text}},
                        timings=timings)
         else:
             print(text)
         return
     if as_json:
-        print_json(res.model_dump(mode="json"), timings=timings)
+        print_json(_with_power(res.model_dump(mode="json"), power), timings=timings)
         return
     console.print(f"[bold]{m.name}[/bold] on up to [bold]{gpus} x {s.name}[/bold] ({backend}); isl {isl}, osl {osl}; "
                   f"SLO TTFT <= {ttft}, TPOT <= {tpot}; "
@@ -288,6 +336,10 @@ def serve(
                                         for c in ("aggregated", "disaggregated")))
     t.add_row("$ per million tokens", cell(a and a.cost_per_million_tokens_usd and f"{a.cost_per_million_tokens_usd:.3f}"),
               cell(d and d.cost_per_million_tokens_usd and f"{d.cost_per_million_tokens_usd:.3f}"))
+    t.add_row("power kW", *(cell(c in power and f"{power[c]['power_kw']:,.2f}") for c in ("aggregated", "disaggregated")))
+    t.add_row("Wh per million tokens", *(cell(c in power and power[c]["energy_wh_per_million_tokens"] is not None
+                                              and f"{power[c]['energy_wh_per_million_tokens']:,.1f}")
+                                         for c in ("aggregated", "disaggregated")))
     console.print(t)
     console.print(f"best: [bold]{res.best}[/bold]", highlight=False)
     if res.pareto:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -17,10 +18,12 @@ import typer
 import planner
 from planner import TrainingPlan
 from planner.export import EXPORTERS, export
+from planner.search.train_fleet import MAX_GPU_TYPES, FleetTrainResult, search_training_fleet
 from planner.search.training import TrainSearchResult
 from planner.specs.units import parse_seconds
 
 from .render import LazyProgress, console, duration, fail, gb, print_json, refuse_unused, table
+from planner.cost.power import energy_mwh
 from planner.cost.training_plan import training_warnings
 from planner.limits import (MAX_BATCH, MAX_DEADLINE_S, MAX_GPUS, MAX_LAYERS, MAX_POSITIONS, MAX_TOKENS, MAX_TOP,
                             MAX_USD, check_int, check_number)
@@ -49,15 +52,34 @@ FLOP_COUNTING = {
 }
 
 
-def _train_json(est: planner.TrainingEstimate, tokens: float, price: float | None) -> dict[str, Any]:
+def _power_w(est: planner.TrainingEstimate, tdp_w: float) -> float:
+    """Watts of the job's GPUs, each at its TDP (:func:`planner.cost.power.training_power_w`: the Llama 3 model
+    card's convention, an upper bound)."""
+    return tdp_w * est.num_gpus
+
+
+def _energy_mwh(est: planner.TrainingEstimate, tokens: float, tdp_w: float) -> float:
+    """Megawatt-hours to train ``tokens``: power x time to train (:func:`planner.cost.power.energy_mwh`)."""
+    return energy_mwh(_power_w(est, tdp_w), est.time_to_train_s(tokens))
+
+
+def _train_json(est: planner.TrainingEstimate, tokens: float, price: float | None, tdp_w: float) -> dict[str, Any]:
     out = est.model_dump(mode="json")
     out["memory"]["headroom_bytes"] = est.memory.headroom_bytes
     out["tokens"] = tokens
     out["time_to_train_s"] = est.time_to_train_s(tokens)
     out["price_per_gpu_hour_usd"] = price
     out["cost_to_train_usd"] = est.cost_to_train_usd(tokens, price) if price is not None else None
+    out["power_kw"] = _power_w(est, tdp_w) / 1e3
+    out["energy_to_train_mwh"] = _energy_mwh(est, tokens, tdp_w)
+    out["power_convention"] = POWER_CONVENTION
     out["flop_counting"] = FLOP_COUNTING
     return out
+
+
+#: How the power and energy the output reports are counted (the JSON's ``power_convention``).
+POWER_CONVENTION = ("every GPU at its TDP for the whole run (Llama 3 model card: 'peak power capacity per GPU "
+                    "device'), an upper bound; energy to train = power x time to train")
 
 
 def _warn(warnings: list[str]) -> None:
@@ -66,7 +88,7 @@ def _warn(warnings: list[str]) -> None:
         typer.echo(f"warning: {w}", err=True)
 
 
-def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | None) -> None:
+def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | None, tdp_w: float) -> None:
     p = est.plan
     degrees = f"tp {p.tp} x pp {p.pp} x cp {p.cp} x dp {p.dp}" + (f", vpp {p.vpp}" if p.vpp > 1 else "")
     if p.ep > 1:
@@ -93,6 +115,7 @@ def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | N
                                                         f"(at ${price:.2f}/GPU-h)")
     else:
         s.add_row(f"cost to train {tokens:.3g} tokens", "- (no price in the GPU spec)")
+    _power_rows(s, est, tokens, tdp_w)
     console.print(s)
 
     m = table("Memory per GPU (most loaded stage)", "kind", "GB", "% of capacity", right=("GB", "% of capacity"))
@@ -184,16 +207,17 @@ def estimate_train(
         grad_reduce_in_fp32=grad_reduce_in_fp32,
         zero3_gather=zero3_gather.value, **extra,
     )
-    price = planner.get_system(gpu).accelerator.price_per_hour_usd
+    acc = planner.get_system(gpu).accelerator
+    price = acc.price_per_hour_usd
     warnings = training_warnings(est, tokens)
     if as_json:
         from planner.api import training_plan_document
 
         # the plan as a document (after the gate) that `planner check` / `planner export` read; null if it does not fit
-        print_json({**_train_json(est, tokens, price), "warnings": warnings,
+        print_json({**_train_json(est, tokens, price, acc.tdp_w), "warnings": warnings,
                     "plan_document": training_plan_document(est, model, gpu)})
     else:
-        _render_train(est, tokens, price)
+        _render_train(est, tokens, price, acc.tdp_w)
         _warn(warnings)
 
 
@@ -289,8 +313,20 @@ def _batch_tokens(text: str) -> int:
     return int(v)
 
 
-def _best_json(est: planner.TrainingEstimate, doc: dict[str, Any], tokens: float, price: float | None) -> dict[str, Any]:
-    out = _train_json(est, tokens, price)
+def _power_rows(t: Any, est: planner.TrainingEstimate, tokens: float, tdp_w: float) -> None:
+    """The power (GPUs x TDP) and energy-to-train rows of a summary table."""
+    t.add_row("power (GPUs x TDP)", f"{_sig(_power_w(est, tdp_w) / 1e3)} kW ({est.num_gpus:,} x {tdp_w:,.0f} W)")
+    t.add_row(f"energy to train {tokens:.3g} tokens", f"{_sig(_energy_mwh(est, tokens, tdp_w))} MWh")
+
+
+def _sig(x: float) -> str:
+    """Three significant figures, without an exponent: ``5.6``, ``15.7``, ``1,536``."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _best_json(est: planner.TrainingEstimate, doc: dict[str, Any], tokens: float, price: float | None,
+               tdp_w: float) -> dict[str, Any]:
+    out = _train_json(est, tokens, price, tdp_w)
     p = est.plan
     out.update({k: getattr(p, k) for k in ("tp", "pp", "vpp", "cp", "ep", "dp", "micro_batch", "recompute", "zero",
                                           "dtype", "sp")})
@@ -299,7 +335,7 @@ def _best_json(est: planner.TrainingEstimate, doc: dict[str, Any], tokens: float
     return out
 
 
-def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> None:
+def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float, tdp_w: float) -> None:
     best = res.best
     price = res.price_per_gpu_hour
     console.print(f"[bold]{model.name}[/bold] on [bold]{best.num_gpus} x {best.gpu}[/bold], objective "
@@ -316,6 +352,7 @@ def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> 
     if cpm is not None:
         s.add_row("cost per million tokens", f"${cpm:,.3f} (at ${price:.2f}/GPU-h)")
         s.add_row(f"cost to train {tokens:.3g} tokens", f"${cpm * tokens / 1e6:,.0f}")
+    _power_rows(s, best, tokens, tdp_w)
     if best.plan.layers_per_chunk is not None:
         s.add_row("layers per chunk", ",".join(map(str, best.plan.layers_per_chunk)))
     if best.plan.recompute_per_stage is not None:
@@ -360,17 +397,20 @@ def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float) -> 
 def train(
     ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or path to a config.json."),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or path to a hardware YAML."),
+    gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or path to a hardware YAML; "
+                            "several separated by commas (h100,h200,b200,mi300x): the cheapest type to train on."),
     gpus: int = typer.Option(..., "--gpus", "-n", min=1, max=MAX_GPUS, help="GPUs available (the exact count for "
-                             "--objective time; the maximum for cost / deadline)."),
+                             "--objective time; the maximum for cost / deadline), of each type."),
     seq: int = typer.Option(..., "--seq", min=1, max=MAX_POSITIONS, help="Sequence length (tokens)."),
     gbs: Optional[int] = typer.Option(None, "--gbs", min=1, max=MAX_BATCH, help="Global batch size (sequences per "
                                       "step)."),
     batch_tokens: Optional[str] = typer.Option(None, "--batch-tokens", help="Global batch in tokens instead of "
                                                "--gbs (16M = 16 x 2^20); a multiple of --seq."),
-    objective: Objective = typer.Option(Objective("time"), "--objective", help="time: fastest at --gpus; cost: "
-                                        "cheapest per token up to --gpus; deadline: fewest GPUs that train --tokens "
-                                        "by --deadline."),
+    objective: Optional[Objective] = typer.Option(None, "--objective", help="time: fastest at --gpus; cost: "
+                                                  "cheapest per token up to --gpus; deadline: fewest GPUs that train "
+                                                  "--tokens by --deadline [default: time; with several --gpu types: "
+                                                  "cost]. With several types it picks each type's plan; the "
+                                                  "cheapest to train of those wins."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Tokens to train (e.g. 15T) for time and cost to "
                                          "train [default: 1T]."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Maximum cost to train --tokens, dollars (e.g. 2.5M)."),
@@ -381,7 +421,8 @@ def train(
     max_memory: float = typer.Option(0.95, "--max-memory", help="Fraction of GPU memory a plan may use (the rest "
                                      "is left for allocator fragmentation and framework buffers the model does not "
                                      "count)."),
-    price: Optional[float] = typer.Option(None, "--price", help="Dollars per GPU-hour [default: the GPU spec's]."),
+    price: Optional[float] = typer.Option(None, "--price", help="Dollars per GPU-hour [default: the GPU spec's]; "
+                                          "with several --gpu types, for every type."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Skip the layer-partition MILP."),
     mbs: Optional[str] = typer.Option(None, "--mbs", help="Micro-batch sizes to try, e.g. 1,2 [default: 1,2,4,8,16]."),
     recompute: Optional[str] = typer.Option(None, "--recompute", help="Recomputation modes allowed, e.g. "
@@ -398,7 +439,12 @@ def train(
     if price is not None:
         check_number(price, "--price (dollars per GPU-hour)", hi=MAX_USD)
     m = planner.get_model(model)
-    s = planner.get_system(gpu)
+    types = _gpu_types(gpu)
+    if len(types) > 1:
+        systems = [planner.get_system(g) for g in types]  # an unknown name: one line naming it
+        s = systems[0]
+    else:
+        s = planner.get_system(types[0])
     if (gbs is None) == (batch_tokens is None):
         fail("give the global batch as exactly one of --gbs (sequences) or --batch-tokens")
     if gbs is None:
@@ -409,8 +455,6 @@ def train(
     if gbs <= 0 or seq <= 0 or gpus <= 0:
         fail("--gbs, --seq and --gpus must be positive")
     n_tokens = _parse_amount(tokens, "--tokens", MAX_TOKENS) if tokens is not None else 1e12
-    dtypes = ("bf16", "fp8") if dtype == "auto" and s.accelerator.has_native("fp8") else (
-        ("bf16",) if dtype == "auto" else (dtype,))
     options: dict[str, Any] = {}
     if mbs is not None:
         options["micro_batches"] = _int_list(mbs, "--mbs")
@@ -419,11 +463,23 @@ def train(
     if zero is not None:
         options["zero_stages"] = _int_list(zero, "--zero")
     progress = LazyProgress(quiet=as_json or export_to is not None)
+    budget_usd, deadline_s = _parse_amount(budget, "--budget"), _deadline(deadline)
+    if len(types) > 1:
+        try:  # each type's search is planner.search_train's: its plans passed the gate
+            fleet = search_training_fleet(
+                m, systems, gpus, seq, gbs, tokens=n_tokens, objective=(objective or Objective("cost")).value,
+                deadline_s=deadline_s, budget_usd=budget_usd, price_per_gpu_hour=price, top=top, pareto=pareto,
+                refine=not no_refine, max_memory_fraction=max_memory, progress=progress, search=planner.search_train,
+                dtypes="auto" if dtype == "auto" else (dtype,), **options)
+        finally:
+            progress.close()
+        _answer_fleet(fleet, m, [x.name for x in systems], n_tokens, as_json, export_to, timings)
+        return
     try:
         res = planner.search_train(
-            m, s, gpus, seq, gbs, objective=objective.value, tokens=n_tokens if (tokens or budget or deadline) else None,
-            budget_usd=_parse_amount(budget, "--budget"), deadline_s=_deadline(deadline),
-            top=top, dtypes=dtypes, pareto=pareto, refine=not no_refine, max_memory_fraction=max_memory,
+            m, s, gpus, seq, gbs, objective=(objective or Objective("time")).value,
+            tokens=n_tokens if (tokens or budget or deadline) else None, budget_usd=budget_usd, deadline_s=deadline_s,
+            top=top, dtypes=_dtypes(dtype, s), pareto=pareto, refine=not no_refine, max_memory_fraction=max_memory,
             price_per_gpu_hour=price, progress=progress, **options,
         )
     finally:
@@ -436,21 +492,113 @@ def train(
         _warn(warnings)
         return
     if as_json:
-        out = {
-            "objective": res.objective,
-            "best": _best_json(res.best, doc, n_tokens, res.price_per_gpu_hour),
-            "alternatives": [_train_json(e, n_tokens, res.price_per_gpu_hour) for e in res.alternatives],
-            "pareto": [_train_json(e, n_tokens, res.price_per_gpu_hour) for e in res.pareto] if res.pareto else None,
-            "binding": res.binding,
-            "warnings": warnings,
-            "partition": res.partition.model_dump(mode="json") if res.partition else None,
-            "search": {"gpu_counts": res.gpu_counts, "shapes": res.shapes, "estimated": res.estimated,
-                       "pruned": res.pruned, "elapsed_s": res.elapsed_s},
-        }
-        if export_to is not None:
-            out["export"] = {"target": export_to.value, "text": export(doc, export_to.value)}
+        print_json(_search_json(res, doc, n_tokens, s.accelerator.tdp_w, warnings, export_to), timings=timings)
+        return
+    _render(res, m, n_tokens, s.accelerator.tdp_w)
+    _warn(warnings)
+
+
+def _search_json(res: TrainSearchResult, doc: dict[str, Any], n_tokens: float, tdp_w: float, warnings: list[str],
+                 export_to: Optional[Target]) -> dict[str, Any]:
+    """One search's answer as the JSON object of ``planner train --json``."""
+    price = res.price_per_gpu_hour
+    out = {
+        "objective": res.objective,
+        "best": _best_json(res.best, doc, n_tokens, price, tdp_w),
+        "alternatives": [_train_json(e, n_tokens, price, tdp_w) for e in res.alternatives],
+        "pareto": [_train_json(e, n_tokens, price, tdp_w) for e in res.pareto] if res.pareto else None,
+        "binding": res.binding,
+        "warnings": warnings,
+        "partition": res.partition.model_dump(mode="json") if res.partition else None,
+        "search": {"gpu_counts": res.gpu_counts, "shapes": res.shapes, "estimated": res.estimated,
+                   "pruned": res.pruned, "elapsed_s": res.elapsed_s},
+    }
+    if export_to is not None:
+        out["export"] = {"target": export_to.value, "text": export(doc, export_to.value)}
+    return out
+
+
+def _gpu_types(text: str) -> list[str]:
+    """``--gpu``: one name or spec path, or several names separated by commas (a path that exists is one, even
+    with a comma in it)."""
+    if "," not in text:
+        return [text]
+    try:
+        if Path(text).exists():
+            return [text]
+    except (OSError, ValueError):  # too long, NUL: not a file (get_system says what is wrong with it)
+        pass
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        fail(f"--gpu {text[:80]!r} names no GPU type (expected names separated by commas, e.g. h100,h200,b200)")
+    if len(parts) > MAX_GPU_TYPES:
+        fail(f"--gpu lists {len(parts)} GPU types; at most {MAX_GPU_TYPES}")
+    return parts
+
+
+def _dtypes(dtype: str, s: planner.System) -> tuple[str, ...]:
+    """``--dtype``: auto is bf16, and fp8 too where the GPU has FP8 tensor cores."""
+    if dtype != "auto":
+        return (dtype,)
+    return ("bf16", "fp8") if s.accelerator.has_native("fp8") else ("bf16",)
+
+
+def _money(usd: float) -> str:
+    """``$5.41M``, ``$812k``, ``$950``: three significant figures."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if usd >= scale:
+            return f"${usd / scale:.3g}{unit}"
+    return f"${usd:.3g}"
+
+
+def _answer_fleet(fleet: FleetTrainResult, m: planner.ModelSpec, names: list[str], n_tokens: float, as_json: bool,
+                  export_to: Optional[Target], timings: bool) -> None:
+    """Print a multi-type answer: the cheapest type's answer (as for one type), the frontier and the refusals."""
+    win = fleet.cheapest
+    res = win.result
+    doc = res.plan_document
+    assert doc is not None
+    tdp = {p.gpu: p.power_w / p.num_gpus for p in fleet.frontier}
+    warnings = training_warnings(res.best, n_tokens)
+    if export_to is not None and not as_json:
+        print(export(doc, export_to.value))
+        _warn(warnings)
+        return
+    if as_json:
+        out = _search_json(res, doc, n_tokens, tdp[win.gpu], warnings, export_to)
+        out.update({
+            "gpu_types": names,
+            "cheapest_gpu": win.gpu,
+            "frontier": [{"gpu": p.gpu, "num_gpus": p.num_gpus, "layout": _layout(p.result.best.plan),
+                          "plan": p.result.best.plan.model_dump(mode="json"), "mfu": p.result.best.mfu,
+                          "tokens_per_s": p.result.best.tokens_per_s, "time_to_train_s": p.time_to_train_s,
+                          "cost_to_train_usd": p.cost_to_train_usd, "price_per_gpu_hour_usd": p.price_per_gpu_hour_usd,
+                          "power_kw": p.power_w / 1e3, "energy_to_train_mwh": p.energy_to_train_mwh,
+                          "pareto": p.pareto} for p in fleet.frontier],
+            "infeasible": [r.model_dump(mode="json") for r in fleet.infeasible],
+            "fleet_search": {"objective": fleet.objective, "tokens": fleet.tokens, "deadline_s": fleet.deadline_s,
+                             "budget_usd": fleet.budget_usd, "elapsed_s": fleet.elapsed_s},
+        })
         print_json(out, timings=timings)
         return
-    _render(res, m, n_tokens)
+    within = ([f"{fleet.deadline_s / 86400:,.1f} days"] if fleet.deadline_s is not None else []) + (
+        [_money(fleet.budget_usd)] if fleet.budget_usd is not None else [])
+    limits = f" within {' and '.join(within)}" if within else ""
+    console.print(f"[bold]{m.name}[/bold], {n_tokens:.3g} tokens{limits}: cheapest of {len(fleet.frontier)} feasible "
+                  f"GPU type(s) is [bold]{win.gpu}[/bold], {win.num_gpus:,} GPUs, {win.time_to_train_s / 86400:,.1f} "
+                  f"days, {_money(win.cost_to_train_usd)}, {_sig(win.energy_to_train_mwh)} MWh", highlight=False)
+    f = table("Time / cost frontier over GPU types (* Pareto-optimal)", "", "GPU", "GPUs", "plan", "days",
+              "$ to train", "MWh", right=("GPUs", "days", "$ to train", "MWh"))
+    for p in fleet.frontier:
+        plan = p.result.best.plan
+        f.add_row("*" if p.pareto else "", p.gpu, f"{p.num_gpus:,}", _layout(plan) + (
+                  "" if plan.dtype == "bf16" else f" {plan.dtype}"),
+                  f"{p.time_to_train_s / 86400:,.1f}", _money(p.cost_to_train_usd), _sig(p.energy_to_train_mwh))
+    console.print(f)
+    for r in fleet.infeasible:
+        console.print(f"[yellow]not feasible[/yellow] {r.gpu}: {r.reason}", highlight=False)
+    console.print(f"[dim]{len(fleet.frontier) + len(fleet.infeasible)} GPU types searched in {fleet.elapsed_s:.2f} s; "
+                  f"the cheapest type's answer follows[/dim]", highlight=False)
+    _render(res, m, n_tokens, tdp[win.gpu])
     _warn(warnings)
 

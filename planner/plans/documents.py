@@ -198,7 +198,7 @@ class FleetLoad(BaseModel):
     slices: int = Field(ge=1, le=64)
     rate_rps: float = Field(gt=0, le=L.MAX_RATE, description="slices x the bucket's rate / slice factor")
     capacity_rps: float = Field(gt=0, le=L.MAX_RATE, description="requests/s one replica sustains on the bucket "
-                                "within the SLOs at the quantile (planner.cost.capacity)")
+                                "within the SLOs at the quantile (planner.cost.capacity, x the pool's derate)")
     kv_transfer_ms: float | None = Field(None, ge=0, le=L.MAX_SLO_S * 1e3, description="prefill pools: the KV "
                                          "transfer to a decode worker its capacity allows for")
     power_w: float = Field(ge=0, description="watts of one replica at that capacity")
@@ -219,6 +219,8 @@ class FleetPool(BaseModel):
     cost_per_hour_usd: float = Field(ge=0)
     idle_w: float = Field(ge=0, description="watts of one replica with no request")
     power_w: float = Field(ge=0, description="watts of the pool at its assigned load")
+    capacity_derate: float = Field(1.0, gt=0, le=1.0, description="the capacity model's capacities x this (below 1: "
+                                   "lowered where the simulator found the pool short of its SLOs, mix --verify)")
     loads: list[FleetLoad] = Field(min_length=1, max_length=400)
 
 
@@ -235,9 +237,11 @@ class FleetDocument(BaseModel):
     slo: SLO
     quantile: float = Field(ge=0.5, le=0.999, description="the share of requests the SLOs hold for")
     arrivals: Literal["poisson"] = Field("poisson", description="how requests arrive (open loop)")
-    rate_rps: float = Field(gt=0, le=L.MAX_RATE)
+    rate_rps: float = Field(gt=0, le=L.MAX_RATE, description="the rate the fleet is sized for (mean x burst factor)")
+    burst_factor: float = Field(1.0, ge=1.0, le=1000.0, description="a bursty trace served at this multiple of its "
+                                "mean rate (planner.search.fleet_workload.burst_factor)")
     slice_factor: int = Field(ge=1, le=64)
-    buckets: list[FleetBucket] = Field(min_length=1, max_length=400)
+    buckets: list[FleetBucket] = Field(min_length=1, max_length=400, description="at their sized rates")
     pools: list[FleetPool] = Field(min_length=1, max_length=400)
     cost_per_hour_usd: float = Field(ge=0)
     power_w: float = Field(ge=0)

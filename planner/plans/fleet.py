@@ -40,8 +40,8 @@ _TOL = 1e-6
 def fleet_document(result: Any, model: Any, systems: dict[str, Any]) -> FleetDocument:
     """The document of a GPU-mix answer (``result``: a :class:`planner.search.fleet.MixResult`; ``systems``: the
     offered systems by name), not yet checked."""
-    buckets = [FleetBucket(label=b.label, isl=b.isl, osl=b.osl, longest=b.longest, rate_rps=b.rate_rps)
-               for b in result.buckets]
+    buckets = [FleetBucket(label=b.label, isl=b.isl, osl=b.osl, longest=b.longest,
+                           rate_rps=b.rate_rps * result.burst_factor) for b in result.buckets]
     pools = []
     for p in result.pools:
         s = systems[p.gpu]
@@ -53,14 +53,14 @@ def fleet_document(result: Any, model: Any, systems: dict[str, Any]) -> FleetDoc
                                plan=p.plan, replicas=p.replicas, gpus=p.gpus,
                                max_model_len=max_model_len(model, longest),
                                price_per_gpu_hour_usd=result.prices[p.gpu], cost_per_hour_usd=p.cost_per_hour_usd,
-                               idle_w=p.idle_w, power_w=p.power_w, loads=loads))
+                               idle_w=p.idle_w, power_w=p.power_w, capacity_derate=p.derate, loads=loads))
     lim = result.limits
     return FleetDocument.model_validate({
         "schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION,
         "model": ModelRef(name=model.name, hf_id=model.hf_id, spec=model.model_dump(mode="json")),
         "engine": Engine(name=result.backend, version=ENGINE_VERSIONS[result.backend]),
         "slo": SLO(ttft_ms=result.ttft_ms, tpot_ms=result.tpot_ms), "quantile": result.quantile,
-        "rate_rps": result.rate_rps, "slice_factor": result.slice_factor, "buckets": buckets, "pools": pools,
+        "rate_rps": result.rate_rps, "burst_factor": result.burst_factor, "slice_factor": result.slice_factor, "buckets": buckets, "pools": pools,
         "cost_per_hour_usd": result.cost_per_hour_usd, "power_w": result.power_kw * 1e3,
         "power_cap": lim.get("power_cap"), "max_gpus": lim.get("max_gpus") or None,
         "power_budget_w": None if lim.get("power_budget_kw") is None else lim["power_budget_kw"] * 1e3,
@@ -149,14 +149,17 @@ def check_fleet(doc: FleetDocument, where: str) -> None:
             if cap.rate_rps <= 0:
                 raise PlanCheckError(f"{where}: {la}: a {pool.role} worker of this layout cannot serve bucket "
                                      f"{load.bucket} within the SLOs ({cap.reason})")
-            if not close(load.capacity_rps, cap.rate_rps):
+            want = cap.rate_rps * pool.capacity_derate
+            if not close(load.capacity_rps, want):
                 raise PlanCheckError(f"{where}: {la}.capacity_rps is {load.capacity_rps:.4g}; the capacity model "
-                                     f"gives {cap.rate_rps:.4g} requests/s (more than 1 % apart)")
+                                     f"gives {cap.rate_rps:.4g} requests/s"
+                                     + (f" x the pool's derate {pool.capacity_derate:g}" if pool.capacity_derate < 1
+                                        else "") + " (more than 1 % apart)")
             if not close(load.power_w, cap.power_w):
                 raise PlanCheckError(f"{where}: {la}.power_w is {load.power_w:.4g}; the power model gives "
                                      f"{cap.power_w:.4g} W (more than 1 % apart)")
-            need += load.rate_rps / cap.rate_rps
-            active += load.rate_rps / cap.rate_rps * (cap.power_w - cap.idle_w)
+            need += load.rate_rps / want
+            active += load.rate_rps / want * (cap.power_w - cap.idle_w)
             if not close(pool.idle_w, cap.idle_w):
                 raise PlanCheckError(f"{where}: {at}.idle_w is {pool.idle_w:.4g}; the power model gives "
                                      f"{cap.idle_w:.4g} W")
@@ -241,7 +244,7 @@ def pool_serving_document(doc: FleetDocument, index: int) -> ServingDocument:
     n = 0.0  # requests in flight per replica: each bucket's share of a replica's capacity x its in-flight there
     for load in pool.loads:
         cap = _capacity(doc, pool, load, model, system, "fleet plan", f"pools[{index}]")
-        n += load.rate_rps / pool.replicas / cap.rate_rps * cap.in_flight
+        n += load.rate_rps / pool.replicas / (cap.rate_rps * pool.capacity_derate) * cap.in_flight
     batch = math.ceil(n + 2.33 * math.sqrt(n))
     batch = max(1, min(batch, serving_memory(model, system, pool.plan, isl, osl).max_concurrency))
     est = estimate_serving(model, system, pool.plan, isl, osl, batch)

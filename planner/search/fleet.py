@@ -23,7 +23,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ..cost.capacity import (Capacity, aggregated_capacity, capped_system, decode_capacity, kv_transfer_s,
                              prefill_capacity)
@@ -59,6 +61,8 @@ class MixPool(BaseModel):
     capacity_power_w: list[float] = Field(description="watts of one replica at its capacity on each of them")
     kv_transfer_ms: list[float | None] = Field(description="prefill pools: the KV transfer each capacity allows for")
     idle_w: float = Field(description="watts of one replica with no request")
+    derate: float = Field(1.0, description="capacities x this (below 1: lowered where the simulator found the "
+                          "pool short of its SLOs, planner mix --verify)")
     traffic_share: float = Field(description="share of all requests this pool processes")
     utilization: float = Field(description="assigned load / the replicas' capacity")
     cost_per_hour_usd: float
@@ -72,6 +76,8 @@ class MixBucket(BaseModel):
     rate_rps: float
     share: float
     longest: int
+    isl_range: tuple[int, int] = Field(description="prompt lengths of the bucket (inclusive)")
+    osl_range: tuple[int, int] = Field(description="output lengths of the bucket (inclusive)")
 
 
 class SingleType(BaseModel):
@@ -89,15 +95,19 @@ class MixResult(BaseModel):
     ttft_ms: float
     tpot_ms: float
     quantile: float
-    rate_rps: float
+    rate_rps: float = Field(description="the rate the fleet is sized for: the mean x the burst factor")
+    mean_rate_rps: float
+    burst_factor: float = Field(description="how much above its mean rate a bursty trace is served (1: Poisson)")
+    burst_window_s: float = Field(description="the burst length that sets the factor (0: none)")
     slice_factor: int
-    buckets: list[MixBucket]
+    buckets: list[MixBucket] = Field(description="the workload's buckets at their mean rates")
     pools: list[MixPool]
     gpus: dict[str, int] = Field(description="GPUs used per type")
     cost_per_hour_usd: float
-    cost_per_million_tokens_usd: float = Field(description="per million output tokens")
-    power_kw: float
-    energy_wh_per_million_tokens: float = Field(description="per million output tokens")
+    cost_per_million_tokens_usd: float = Field(description="per million output tokens, at the mean rate")
+    power_kw: float = Field(description="at the sized load (what a power budget must hold)")
+    mean_power_kw: float = Field(description="at the mean rate")
+    energy_wh_per_million_tokens: float = Field(description="per million output tokens, at the mean rate")
     best_single: SingleType | None
     saving_vs_best_single: float | None = Field(description="1 - cost / best single type's cost")
     singles: list[SingleType]
@@ -108,6 +118,10 @@ class MixResult(BaseModel):
     capacity_evaluations: int
     elapsed_s: float
     plan_document: dict | None = None
+    _resolve: Any = PrivateAttr(None)  # the program again with capacities derated per kind (planner mix --verify)
+    _kinds: Any = PrivateAttr(None)  # (gpu, role, plan) of each kind, the keys of a derating
+    _model: Any = PrivateAttr(None)  # the ModelSpec and the offered Systems by name (for documents of a re-solve)
+    _systems: Any = PrivateAttr(None)
 
 
 @dataclass
@@ -174,11 +188,13 @@ def mix(model: ModelSpec, systems: list[System], buckets: list[Bucket], ttft_ms:
         slice_factor: int = 4, backend: str = "trtllm", precision: str = "bf16",
         disagg: Literal["auto", "on", "off"] = "off", max_gpus: dict[str, int] | None = None,
         power_budget_w: float | None = None, prices: dict[str, float] | None = None,
-        power_cap: float | None = None, time_limit_s: float = 10.0,
-        progress: Callable[[int, int], None] | None = None) -> MixResult:
+        power_cap: float | None = None, time_limit_s: float = 10.0, burst_factor: float = 1.0,
+        burst_window_s: float = 0.0, progress: Callable[[int, int], None] | None = None) -> MixResult:
     """The cheapest GPU mix for ``buckets`` under the SLOs (module docstring). ``prices``: $/GPU-hour per system
     name, over the catalog's; ``max_gpus``: GPUs available per system name; ``power_budget_w``: watts for the
-    whole fleet; ``power_cap``: every GPU capped at this fraction of its TDP. Raises :class:`MixError`."""
+    whole fleet; ``power_cap``: every GPU capped at this fraction of its TDP; ``burst_factor``: the buckets' (mean)
+    rates are served at this multiple (a bursty trace's, :func:`planner.search.fleet_workload.burst_factor`; the
+    cost and energy per token are at the mean). Raises :class:`MixError`."""
     t0 = time.perf_counter()
     price = {s.name: (prices or {}).get(s.name, s.accelerator.price_per_hour_usd) for s in systems}
     _check(model, systems, buckets, ttft_ms, tpot_ms, slice_factor, max_gpus, power_budget_w, price, power_cap)
@@ -228,57 +244,78 @@ def mix(model: ModelSpec, systems: list[System], buckets: list[Bucket], ttft_ms:
     if progress is not None:
         progress(total, total)
     _unserved(model, buckets, tried, ttft_ms, tpot_ms, disagg)
-    units = [Unit(gpu=k.gpu, gpus=k.plan.gpus, cost_per_hour=price[k.gpu] * k.plan.gpus,
-                  pool={"aggregated": "agg", "prefill": "prefill", "decode": "decode"}[k.role],  # type: ignore[arg-type]
-                  idle_w=k.caps[0].idle_w) for k in kinds]
-    cap = [[c.rate_rps for c in k.caps] for k in kinds]
-    active = [[c.power_w for c in k.caps] for k in kinds]
-    loads = [b.rate for b in buckets]
-    try:
-        sol = solve_mix(units, loads, cap, slice_factor, max_gpus, power_budget_w, time_limit_s, active_w=active)
-    except MixInfeasible as exc:
-        raise MixError(str(exc)) from None
-    singles = []
-    for s in offered:
-        idx = [i for i, k in enumerate(kinds) if k.gpu == s.name]
+    if not (math.isfinite(burst_factor) and 1.0 <= burst_factor <= 1000.0):
+        raise MixError(f"the burst factor must be in 1..1000, got {burst_factor:g}")
+    loads = [b.rate * burst_factor for b in buckets]
+    evaluations = done[0]
+
+    def solve(derate: dict[int, float]) -> MixResult:
+        """The program over ``kinds`` with each kind's capacities scaled by ``derate[kind index]`` (default 1:
+        the capacity model's; below 1 where the simulator found a pool short of its SLOs)."""
+        t1 = time.perf_counter()
+        d = [derate.get(i, 1.0) for i in range(len(kinds))]
+        units = [Unit(gpu=k.gpu, gpus=k.plan.gpus, cost_per_hour=price[k.gpu] * k.plan.gpus,
+                      pool={"aggregated": "agg", "prefill": "prefill", "decode": "decode"}[k.role],  # type: ignore[arg-type]
+                      idle_w=k.caps[0].idle_w) for k in kinds]
+        cap = [[c.rate_rps * d[i] for c in k.caps] for i, k in enumerate(kinds)]
+        active = [[c.power_w for c in k.caps] for k in kinds]
         try:
-            one = solve_mix([units[i] for i in idx], loads, [cap[i] for i in idx], slice_factor, max_gpus,
-                            power_budget_w, time_limit_s, active_w=[active[i] for i in idx])
-            singles.append(SingleType(gpu=s.name, cost_per_hour_usd=one.cost_per_hour,
-                                      gpus=sum(units[i].gpus * n for i, n in zip(idx, one.counts))))
+            sol = solve_mix(units, loads, cap, slice_factor, max_gpus, power_budget_w, time_limit_s, active_w=active)
         except MixInfeasible as exc:
-            singles.append(SingleType(gpu=s.name, cost_per_hour_usd=None, reason=str(exc)))
-    for s in systems:
-        if s not in offered:
-            singles.append(SingleType(gpu=s.name, cost_per_hour_usd=None,
-                                      reason=f"no worker layout of up to {MAX_WORKER_GPUS} GPUs holds {model.name}"))
-    feasible = [x for x in singles if x.cost_per_hour_usd is not None]
-    best_single = min(feasible, key=lambda x: x.cost_per_hour_usd) if feasible else None  # type: ignore[arg-type,return-value]
-    pools = _pools(kinds, units, sol, buckets, slice_factor, loads)
-    out_tokens_per_s = sum(b.rate * b.osl for b in buckets)
-    cost_mtok = sol.cost_per_hour / (out_tokens_per_s * 3600.0 / 1e6)
-    power_w = sum(p.power_w for p in pools)
-    used: dict[str, int] = {}
-    for p in pools:
-        used[p.gpu] = used.get(p.gpu, 0) + p.gpus
-    return MixResult(
-        model=model.name, gpus_offered=[s.name for s in systems], backend=backend, precision=precision,
-        ttft_ms=float(ttft_ms), tpot_ms=float(tpot_ms), quantile=0.9, rate_rps=float(sum(loads)),
-        slice_factor=slice_factor,
-        buckets=[MixBucket(label=b.label, isl=b.isl, osl=b.osl, rate_rps=b.rate, share=b.share, longest=b.longest)
-                 for b in buckets],
-        pools=pools, gpus=used, cost_per_hour_usd=sol.cost_per_hour, cost_per_million_tokens_usd=cost_mtok,
-        power_kw=power_w / 1e3, energy_wh_per_million_tokens=power_w / out_tokens_per_s * 1e6 / 3600.0,
-        best_single=best_single,
-        saving_vs_best_single=(1.0 - sol.cost_per_hour / best_single.cost_per_hour_usd
-                               if best_single and best_single.cost_per_hour_usd else None),
-        singles=singles,
-        solver={"name": "CBC (pulp)", "status": sol.status, "gap": sol.gap, "solve_time_s": sol.solve_time_s,
-                "variables": sol.variables, "constraints": sol.constraints, "time_limit_s": time_limit_s},
-        limits={"max_gpus": dict(max_gpus or {}), "power_budget_kw": None if power_budget_w is None
-                else power_budget_w / 1e3, "power_cap": power_cap},
-        prices={s.name: float(price[s.name]) for s in systems}, units=len(units),
-        capacity_evaluations=done[0], elapsed_s=time.perf_counter() - t0)
+            raise MixError(str(exc)) from None
+        singles = []
+        for s in offered:
+            idx = [i for i, k in enumerate(kinds) if k.gpu == s.name]
+            try:
+                one = solve_mix([units[i] for i in idx], loads, [cap[i] for i in idx], slice_factor, max_gpus,
+                                power_budget_w, time_limit_s, active_w=[active[i] for i in idx])
+                singles.append(SingleType(gpu=s.name, cost_per_hour_usd=one.cost_per_hour,
+                                          gpus=sum(units[i].gpus * n for i, n in zip(idx, one.counts))))
+            except MixInfeasible as exc:
+                singles.append(SingleType(gpu=s.name, cost_per_hour_usd=None, reason=str(exc)))
+        for s in systems:
+            if s not in offered:
+                singles.append(SingleType(gpu=s.name, cost_per_hour_usd=None,
+                                          reason=f"no worker layout of up to {MAX_WORKER_GPUS} GPUs holds {model.name}"))
+        feasible = [x for x in singles if x.cost_per_hour_usd is not None]
+        best_single = min(feasible, key=lambda x: x.cost_per_hour_usd) if feasible else None  # type: ignore[arg-type,return-value]
+        pools = _pools(kinds, units, sol, buckets, slice_factor, loads, d)
+        out_tokens_per_s = sum(b.rate * b.osl for b in buckets)  # at the mean rate
+        cost_mtok = sol.cost_per_hour / (out_tokens_per_s * 3600.0 / 1e6)
+        power_w = sum(p.power_w for p in pools)  # at the sized (burst) load: what a power budget must hold
+        idle_w = sum(p.idle_w * p.replicas for p in pools)
+        mean_power_w = idle_w + (power_w - idle_w) / burst_factor  # the load's share of the active draw at the mean
+        used: dict[str, int] = {}
+        for p in pools:
+            used[p.gpu] = used.get(p.gpu, 0) + p.gpus
+        res = MixResult(
+            model=model.name, gpus_offered=[s.name for s in systems], backend=backend, precision=precision,
+            ttft_ms=float(ttft_ms), tpot_ms=float(tpot_ms), quantile=0.9, rate_rps=float(sum(loads)),
+            mean_rate_rps=float(sum(b.rate for b in buckets)), burst_factor=float(burst_factor),
+            burst_window_s=float(burst_window_s),
+            slice_factor=slice_factor,
+            buckets=[MixBucket(label=b.label, isl=b.isl, osl=b.osl, rate_rps=b.rate, share=b.share, longest=b.longest,
+                               isl_range=b.isl_range, osl_range=b.osl_range) for b in buckets],
+            pools=pools, gpus=used, cost_per_hour_usd=sol.cost_per_hour, cost_per_million_tokens_usd=cost_mtok,
+            power_kw=power_w / 1e3, mean_power_kw=mean_power_w / 1e3,
+            energy_wh_per_million_tokens=mean_power_w / out_tokens_per_s * 1e6 / 3600.0,
+            best_single=best_single,
+            saving_vs_best_single=(1.0 - sol.cost_per_hour / best_single.cost_per_hour_usd
+                                   if best_single and best_single.cost_per_hour_usd else None),
+            singles=singles,
+            solver={"name": "CBC (pulp)", "status": sol.status, "gap": sol.gap, "solve_time_s": sol.solve_time_s,
+                    "variables": sol.variables, "constraints": sol.constraints, "time_limit_s": time_limit_s},
+            limits={"max_gpus": dict(max_gpus or {}), "power_budget_kw": None if power_budget_w is None
+                    else power_budget_w / 1e3, "power_cap": power_cap},
+            prices={s.name: float(price[s.name]) for s in systems}, units=len(units),
+            capacity_evaluations=evaluations, elapsed_s=time.perf_counter() - t0 if not derate
+            else time.perf_counter() - t1)
+        res._resolve = solve
+        res._kinds = [(k.gpu, k.role, k.plan) for k in kinds]
+        res._model, res._systems = model, {s.name: s for s in systems}
+        return res
+
+    return solve({})
 
 
 def _unserved(model: ModelSpec, buckets: list[Bucket], kinds: list[_Kind], ttft_ms: float, tpot_ms: float,
@@ -309,8 +346,8 @@ def _unserved(model: ModelSpec, buckets: list[Bucket], kinds: list[_Kind], ttft_
         raise MixError(f"no GPU type offered serves {model.name} within the SLOs")
 
 
-def _pools(kinds: list[_Kind], units: list[Unit], sol, buckets: list[Bucket], S: int, loads: list[float]
-           ) -> list[MixPool]:
+def _pools(kinds: list[_Kind], units: list[Unit], sol, buckets: list[Bucket], S: int, loads: list[float],
+           derate: list[float]) -> list[MixPool]:
     total_rate = sum(loads)
     out = []
     for u, k in enumerate(kinds):
@@ -319,7 +356,7 @@ def _pools(kinds: list[_Kind], units: list[Unit], sol, buckets: list[Bucket], S:
             continue
         served = [b for b in range(len(buckets)) if sol.slices[b][u] > 0]
         rates = [sol.slices[b][u] * loads[b] / S for b in served]
-        caps = [k.caps[b].rate_rps for b in served]
+        caps = [k.caps[b].rate_rps * derate[u] for b in served]
         need = sum(r / c for r, c in zip(rates, caps))
         util = need / n
         idle = units[u].idle_w
@@ -327,7 +364,7 @@ def _pools(kinds: list[_Kind], units: list[Unit], sol, buckets: list[Bucket], S:
         out.append(MixPool(gpu=k.gpu, role=k.role, plan=k.plan, replicas=n, gpus=n * k.plan.gpus, buckets=served,  # type: ignore[arg-type]
                            slices=[sol.slices[b][u] for b in served], rate_rps=rates, capacity_rps=caps,
                            capacity_power_w=[k.caps[b].power_w for b in served],
-                           kv_transfer_ms=[k.xfer_ms[b] for b in served], idle_w=idle,
+                           kv_transfer_ms=[k.xfer_ms[b] for b in served], idle_w=idle, derate=derate[u],
                            traffic_share=sum(rates) / total_rate if total_rate else 0.0, utilization=util,
                            cost_per_hour_usd=units[u].cost_per_hour * n, power_w=power))
     return out

@@ -85,20 +85,33 @@ def buckets_from_lengths(lengths: list[tuple[int, int]], rate: float, input_edge
     return out
 
 
-def buckets_from_trace(path: str | Path, rate: float | None = None, input_edges=INPUT_EDGES,
-                       output_edges=OUTPUT_EDGES) -> tuple[list[Bucket], float]:
-    """Buckets of a request trace and the rate used (the trace's mean unless ``rate`` is given)."""
+def read_trace(path: str | Path):
+    """The requests of a trace (:func:`planner.simulate.trace_requests`), as :class:`WorkloadError` on bad input."""
     from ..simulate import SimulationError, trace_requests
 
     try:
-        reqs = trace_requests(path)
+        return trace_requests(path)
     except SimulationError as exc:
         raise WorkloadError(str(exc)) from None
+
+
+def trace_rate(reqs) -> float:
+    """A trace's mean rate: requests after the first over the span of their arrivals."""
+    span = reqs[-1].arrival - reqs[0].arrival if reqs else 0.0
+    if len(reqs) < 2 or span <= 0:
+        raise WorkloadError("a trace needs at least two requests at different times for its rate (or give --rate)")
+    return (len(reqs) - 1) / span
+
+
+def buckets_from_trace(path: str | Path, rate: float | None = None, input_edges=INPUT_EDGES,
+                       output_edges=OUTPUT_EDGES) -> tuple[list[Bucket], float]:
+    """Buckets of a request trace and the rate used (the trace's mean unless ``rate`` is given)."""
+    reqs = read_trace(path)
     if rate is None:
-        span = reqs[-1].arrival - reqs[0].arrival if reqs else 0.0
-        if len(reqs) < 2 or span <= 0:
-            raise WorkloadError(f"{path}: needs at least two requests at different times for its rate (or give --rate)")
-        rate = (len(reqs) - 1) / span
+        try:
+            rate = trace_rate(reqs)
+        except WorkloadError as exc:
+            raise WorkloadError(f"{path}: {exc}") from None
     return buckets_from_lengths([(r.isl, r.osl) for r in reqs], rate, input_edges, output_edges), rate
 
 
@@ -138,5 +151,39 @@ def buckets_from_histogram(path: str | Path, rate: float) -> list[Bucket]:
                    isl_range=(isl, isl), osl_range=(osl, osl)) for isl, osl, w in rows if w > 0]
 
 
-__all__ = ["Bucket", "INPUT_EDGES", "OUTPUT_EDGES", "WorkloadError", "buckets_from_histogram",
+#: windows (seconds) over which a trace's bursts are measured (:func:`burst_factor`)
+BURST_WINDOWS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+
+
+def burst_factor(arrivals_s, rate: float, slo_s: float, quantile: float = 0.9) -> tuple[float, float]:
+    """How much more than its mean rate a trace must be served at for a TTFT SLO of ``slo_s`` to hold for the
+    ``quantile`` of its requests: ``(factor >= 1, the window in seconds that sets it)``.
+
+    During a burst of length ``w`` at rate ``lam_w`` above the capacity ``mu``, a request's wait grows as
+    ``t (lam_w / mu - 1)`` for the ``t`` seconds into the burst it arrives (the fluid approximation of a queue);
+    it stays within ``s`` over the whole burst when ``mu >= lam_w w / (w + s)``. Each request sees the
+    arrival rate of the ``w`` seconds before it; the capacity must cover the ``quantile`` of that over the
+    requests, for every window: ``factor = max(1, max_w q(lam_w) w / (w + s) / rate)``. Short bursts are
+    absorbed by the queue (``w << s``), long windows tend to the mean; a Poisson stream gives about 1 (its own
+    randomness is in the capacities' quantile, :mod:`planner.cost.capacity`). ``arrivals_s`` in seconds at
+    the mean ``rate`` the mix is sized for."""
+    import numpy as np
+
+    t = np.sort(np.asarray(arrivals_s, dtype=float))
+    if t.size < 2 or rate <= 0 or slo_s <= 0:
+        return 1.0, 0.0
+    span = t[-1] - t[0]
+    best, at = 1.0, 0.0
+    for w in BURST_WINDOWS_S:
+        if w > span / 2:
+            break
+        lo = np.searchsorted(t, t - w, side="left")
+        seen = (np.arange(t.size) - lo + 1) / w  # arrivals in the w seconds up to each request (itself included)
+        need = float(np.quantile(seen, quantile)) * w / (w + slo_s) / rate
+        if need > best:
+            best, at = need, w
+    return best, at
+
+
+__all__ = ["BURST_WINDOWS_S", "Bucket", "burst_factor", "INPUT_EDGES", "OUTPUT_EDGES", "WorkloadError", "buckets_from_histogram",
            "buckets_from_lengths", "buckets_from_trace"]
