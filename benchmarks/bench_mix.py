@@ -1,7 +1,9 @@
 """The GPU-mix search (issue 13): the whole ``planner mix`` process for Llama-3.1-8B and Llama-3.1-70B over the
 Azure (Splitwise) conversation and coding traces with L4, A10G, L40S, A100, H100 and H200 at catalog prices.
 
-Run: ``python benchmarks/bench_mix.py [REPEATS] [REFERENCE_DIR]`` (default 3, ``../shared/reference``).
+Run: ``python benchmarks/bench_mix.py [REPEATS] [REFERENCE_DIR] [--verify]`` (default 3, ``../shared/reference``).
+With ``--verify`` each job runs once more with ``planner mix --verify`` and prints the simulator's SLO
+attainment of the capacity model's mix (round 0) and of the verified mix (every pool at >= 90 %).
 Prints, per job, the chosen mix, its $/hour against the best single type (the saving), the solver's status and
 solve time, and the median wall time of the whole process (target <= 5 s). Each trace is replayed at its own
 mean rate and at 20x it (a production-sized fleet); SLOs at the 90th percentile: TTFT 1 s / TPOT 50 ms for 8B,
@@ -26,8 +28,10 @@ SCALES = (1, 20)
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    ref = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT.parent / "shared" / "reference"
+    argv = [a for a in sys.argv[1:] if a != "--verify"]
+    verify = "--verify" in sys.argv[1:]
+    n = int(argv[0]) if argv else 3
+    ref = Path(argv[1]) if len(argv) > 1 else ROOT.parent / "shared" / "reference"
     if not (ref / "traces").is_dir():
         raise SystemExit(f"no traces in {ref}: pass the reference folder (../shared/reference)")
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -52,6 +56,22 @@ def main() -> None:
                       f"{100 * out['saving_vs_best_single']:.1f} %); {out['solver']['status']}, solve "
                       f"{out['solver']['solve_time_s']:.2f} s; whole process median {statistics.median(times):.2f} s "
                       f"over {n} (target <= 5 s)", flush=True)
+                if verify:
+                    t0 = time.perf_counter()
+                    r = subprocess.run([sys.executable, "-m", "planner", "mix", *args, "--verify"], env=env,
+                                       capture_output=True, text=True)
+                    if r.returncode != 0:
+                        raise SystemExit(f"planner mix --verify failed: {r.stderr.strip()}")
+                    v = json.loads(r.stdout)
+                    rounds = v["verify"]["rounds"]
+                    worst = min((p["attainment"] for p in v["verify"]["pools"] if p["attainment"] is not None),
+                                default=None)
+                    print(f"    verify: capacity-model mix ${rounds[0]['cost_per_hour_usd']:.2f}/h meets the SLOs for "
+                          f"{100 * rounds[0]['attainment']:.1f} % of requests in the simulator; verified mix "
+                          f"{', '.join(f'{k} x {g}' for g, k in v['gpus'].items())} ${v['cost_per_hour_usd']:.2f}/h "
+                          f"after {len(rounds) - 1} round(s): every pool >= 90 %: {v['verify']['ok']} (worst pool "
+                          f"{100 * worst:.1f} %); burst factor {v['burst_factor']:.2f}; "
+                          f"{time.perf_counter() - t0:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from .plans import GateFailure, PlanCheckError, check
 
 if TYPE_CHECKING:
     from .search.fleet import MixResult
+    from .search.train_fleet import FleetTrainResult
     from .search.serving import ServeSearchResult
     from .search.training import TrainSearchResult
 
@@ -84,6 +85,17 @@ def mix(model: str | ModelSpec, gpus: list, ttft_ms: float, tpot_ms: float, **op
     return _mix(model, gpus, ttft_ms, tpot_ms, **options)  # type: ignore[arg-type]
 
 
+def search_train_fleet(model: str | ModelSpec, gpu_types: list, gpus: int, seq_len: int, global_batch: int,
+                       **options: object) -> "FleetTrainResult":
+    """The cheapest of several GPU types for a training job within a deadline / budget: the winner's plan, the
+    time / cost / energy frontier over the types and the types that cannot (:func:`planner.api.
+    search_train_fleet`; ``options``: ``tokens`` (required), ``objective``, ``deadline_s``, ``budget_usd``,
+    ``price_per_gpu_hour``, ``dtypes``, and :func:`search_train`'s)."""
+    from .api import search_train_fleet as _f
+
+    return _f(model, gpu_types, gpus, seq_len, global_batch, **options)  # type: ignore[arg-type]
+
+
 def estimate_train(model: str | ModelSpec, gpu: str | System, gpus: int | None = None, **plan: object) -> TrainingEstimate:
     """Estimate one training plan.
 
@@ -126,5 +138,5 @@ __all__ = [
     "TrainingPlan", "UnsupportedArchitecture", "estimate_train", "estimate_training", "from_hf_config",
     "get_model", "get_system", "hardware_names", "load_model_file", "load_system_file", "model_names",
     "moe", "place_experts", "SolveResult", "PlannerError", "PlanCheckError", "GateFailure", "check", "search_serve",
-    "search_train", "mix",
+    "search_train", "mix", "search_train_fleet",
 ]

@@ -214,3 +214,20 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
     for attr in ("_resolve", "_kinds", "_model", "_systems"):  # for planner mix --verify's re-solves
         setattr(out, attr, getattr(res, attr))
     return out
+
+
+def search_train_fleet(model: str | ModelSpec, gpu_types: list, gpus: int, seq_len: int, global_batch: int,
+                       **options: Any):
+    """The cheapest GPU type, count and plan that trains a job (:func:`planner.search.train_fleet.
+    search_training_fleet`): every type's search is :func:`search_train` (its answers gated), the frontier over
+    the types, and the types that cannot meet the deadline or budget. ``options``: ``tokens`` (required),
+    ``objective``, ``deadline_s``, ``budget_usd``, ``price_per_gpu_hour``, ``dtypes`` (a tuple or "auto") and
+    the other options of :func:`search_train`."""
+    from .search.train_fleet import search_training_fleet
+
+    if not isinstance(gpu_types, (list, tuple)) or not gpu_types:
+        from .search.train_fleet import FleetTrainError
+
+        raise FleetTrainError("give at least one GPU type")
+    return search_training_fleet(get_model(model), [get_system(g) for g in gpu_types], gpus, seq_len, global_batch,
+                                 search=search_train, **options)

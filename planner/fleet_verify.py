@@ -25,29 +25,30 @@ from .simulate import Request, trace_requests
 from .simulate_fleet import DeploymentPool, shortfalls, simulate_deployment
 
 
-def _requests(res: Any, trace: str | None, n: int, seed: int) -> list[Request]:
+def _requests(doc: FleetDocument, trace: str | None, n: int, seed: int) -> list[Request]:
+    mean_rate = doc.rate_rps / doc.burst_factor
     if trace is not None:
         reqs = trace_requests(trace)
         span = reqs[-1].arrival - reqs[0].arrival
-        own = (len(reqs) - 1) / span if len(reqs) > 1 and span > 0 else res.mean_rate_rps
-        scale = own / res.mean_rate_rps  # arrival times shrink by this factor for a faster rate
+        own = (len(reqs) - 1) / span if len(reqs) > 1 and span > 0 else mean_rate
+        scale = own / mean_rate  # arrival times shrink by this factor for a faster rate
         return [Request(r.arrival * scale, r.isl, r.osl) for r in reqs[:n]]
     rng = np.random.default_rng(seed)
-    gaps = rng.exponential(1.0 / res.mean_rate_rps, size=n)
+    gaps = rng.exponential(1.0 / mean_rate, size=n)
     gaps[0] = 0.0
     times = np.cumsum(gaps)
-    shares = np.array([b.share for b in res.buckets])
-    picks = rng.choice(len(res.buckets), size=n, p=shares / shares.sum())
-    return [Request(float(t), res.buckets[k].isl, res.buckets[k].osl) for t, k in zip(times, picks)]
+    shares = np.array([b.rate_rps for b in doc.buckets])
+    picks = rng.choice(len(doc.buckets), size=n, p=shares / shares.sum())
+    return [Request(float(t), doc.buckets[k].isl, doc.buckets[k].osl) for t, k in zip(times, picks)]
 
 
-def _bucket_of(res: Any, reqs: list[Request]) -> list[int]:
+def _bucket_of(doc: FleetDocument, reqs: list[Request]) -> list[int]:
     """Each request's bucket: the one whose prompt and output ranges hold its lengths (as the mix bucketed it);
     a request outside every bucket (a trace's tail beyond the mix's buckets) goes to the nearest by lengths."""
     out = []
     for r in reqs:
         best, dist = 0, None
-        for j, b in enumerate(res.buckets):
+        for j, b in enumerate(doc.buckets):
             d = (max(0, b.isl_range[0] - r.isl, r.isl - b.isl_range[1])
                  + max(0, b.osl_range[0] - r.osl, r.osl - b.osl_range[1]))
             if dist is None or d < dist:
@@ -58,11 +59,12 @@ def _bucket_of(res: Any, reqs: list[Request]) -> list[int]:
     return out
 
 
-def simulate_mix(res: Any, *, trace: str | None = None, router: str = "bucket", attainment: float = 0.9,
+def simulate_mix(plan: Any, *, trace: str | None = None, router: str = "bucket", attainment: float = 0.9,
                  requests: int = 20000, seed: int = 0) -> dict[str, Any]:
-    """Simulate the mix ``res`` (a :class:`planner.search.fleet.MixResult` with its plan document) on its
-    workload (module docstring): a JSON-ready report with ``ok`` and the lines where it falls short."""
-    doc = FleetDocument.model_validate(res.plan_document, strict=False)
+    """Simulate a fleet plan (a checked :class:`~planner.plans.documents.FleetDocument`, or a
+    :class:`planner.search.fleet.MixResult` with its plan document) on its workload (module docstring): a
+    JSON-ready report with ``ok`` and the lines where it falls short."""
+    doc = plan if isinstance(plan, FleetDocument) else FleetDocument.model_validate(plan.plan_document, strict=False)
     model = model_from_spec(doc.model.spec, "fleet plan")
     pools = []
     for i, p in enumerate(doc.pools):
@@ -70,8 +72,8 @@ def simulate_mix(res: Any, *, trace: str | None = None, router: str = "bucket", 
         pools.append(DeploymentPool(name=f"{i}:{p.system.name}:{p.role}", system=system, plan=p.plan,
                                     replicas=p.replicas, role=p.role,
                                     weights={l.bucket: l.rate_rps for l in p.loads}))
-    reqs = _requests(res, trace, requests, seed)
-    buckets = _bucket_of(res, reqs)
+    reqs = _requests(doc, trace, requests, seed)
+    buckets = _bucket_of(doc, reqs)
     sim = simulate_deployment(model, pools, reqs, buckets, router=router, ttft_slo_ms=doc.slo.ttft_ms,
                               tpot_slo_ms=doc.slo.tpot_ms, seed=seed)
     lines = shortfalls(sim, attainment)
@@ -87,7 +89,7 @@ def simulate_mix(res: Any, *, trace: str | None = None, router: str = "bucket", 
 
 
 def verify_mix(res: Any, *, trace: str | None = None, router: str = "bucket", attainment: float = 0.9,
-               requests: int = 20000, seed: int = 0, repair: bool = True, rounds: int = 10) -> tuple[Any, dict[str, Any]]:
+               requests: int = 20000, seed: int = 0, repair: bool = True, rounds: int = 15) -> tuple[Any, dict[str, Any]]:
     """Simulate the mix; while a pool is short of the target share, lower the capacities of its worker kind (x
     the square of its achieved share over the target, within 0.5..0.9 a round) and solve the program again, for at most
     ``rounds`` rounds: ``(the mix that met the target, or the last one tried; the report of its simulation with

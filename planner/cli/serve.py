@@ -222,6 +222,34 @@ def _batch(path: Path, out: Optional[Path], model_dir: Optional[Path]) -> None:
         console.print(f"{done} of {len(rows)} rows estimated -> {out}", highlight=False)
 
 
+def _simulate_fleet(plan_file: Path, trace: Optional[Path], router: str, requests: int, seed: int,
+                    as_json: bool) -> None:
+    """``planner simulate --plan FLEET``: the fleet's pools replayed on the trace (or Poisson arrivals drawn from
+    its buckets at its mean rate) behind ``router`` (:func:`planner.fleet_verify.simulate_mix`)."""
+    from planner.fleet_verify import simulate_mix
+    from planner.plans import FleetDocument, check_file
+
+    doc = check_file(plan_file)
+    if not isinstance(doc, FleetDocument):
+        fail(f"{plan_file}: --plan takes a fleet plan (planner mix --json); this is a {doc.schema_} document")
+    rep = simulate_mix(doc, trace=str(trace) if trace is not None else None, router=router, requests=requests,
+                       seed=seed)
+    if as_json:
+        print_json(rep, timings=False)
+        return
+    t = table(f"{doc.model.name}: {rep['requests']:,} requests at {rep['rate_rps']:.3g}/s, {router} router", "pool",
+              "TTFT p90", "TPOT p90", "met", right=("TTFT p90", "TPOT p90", "met"))
+    for p in rep["pools"]:
+        met = "-" if p["attainment"] is None else f"{100 * p['attainment']:.0f}%"
+        t.add_row(p["name"], "-" if p["ttft_ms"] is None else f"{p['ttft_ms']['p90']:,.0f}",
+                  "-" if p["tpot_ms"] is None else f"{p['tpot_ms']['p90']:,.1f}", met)
+    console.print(t)
+    console.print(f"{100 * rep['attainment']:.1f} % of requests meet the plan's SLOs (TTFT <= {doc.slo.ttft_ms:g} ms, "
+                  f"TPOT <= {doc.slo.tpot_ms:g} ms at p90); "
+                  + ("every pool at >= 90 %" if rep["ok"] else "short: " + "; ".join(rep["short"][:3])),
+                  highlight=False)
+
+
 __all__ = ["estimate_serve", "serve", "simulate_cmd"]
 
 
@@ -355,8 +383,12 @@ def serve(
 
 def simulate_cmd(
     ctx: typer.Context,
-    model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
-    gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Instead of one worker: a fleet plan (planner mix "
+                                             "--json) simulated whole, its pools behind --router."),
+    router: str = typer.Option("bucket", "--router", help="With --plan: bucket (the plan's split by request "
+                               "length), round-robin or least-outstanding."),
     tp: int = typer.Option(1, "--tp", min=1, max=MAX_GPUS, help="Attention tensor parallel size."),
     dp: int = typer.Option(1, "--dp", min=1, max=MAX_GPUS, help="Attention data parallel size."),
     ep: Optional[int] = typer.Option(None, "--ep", min=1, max=MAX_GPUS, help="Expert parallel size."),
@@ -375,9 +407,18 @@ def simulate_cmd(
     percentile: float = typer.Option(90.0, "--percentile", help="Goodput: the attainment required, in %."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
-    """Simulate one serving worker on a trace or Poisson arrivals: percentiles, attainment, goodput."""
+    """Simulate one serving worker (or with --plan a whole fleet) on a trace or Poisson arrivals."""
     from planner.simulate import goodput, poisson_requests, simulate, trace_requests
 
+    if plan_file is not None:
+        refuse_unused(ctx, "with --plan (the plan gives the model, GPUs, layouts and SLOs)", "model", "gpu", "tp", "dp",
+                      "ep", "precision", "backend", "isl", "osl", "ttft", "tpot", "percentile", "rate")
+        _simulate_fleet(plan_file, trace, router, requests, seed, as_json)
+        return
+    refuse_unused(ctx, "without --plan", "router")
+    missing = [f for f, v in (("--model", model), ("--gpu", gpu)) if v is None]
+    if missing:
+        fail(f"missing {', '.join(missing)} (or give a fleet --plan)")
     if (trace is None) == (rate is None):
         fail("give exactly one of --trace FILE or --rate R")
     if trace is not None:
@@ -386,7 +427,7 @@ def simulate_cmd(
         check_number(rate, "--rate (requests/s)", hi=MAX_RATE)
     check_number(percentile, "--percentile", hi=100.0)
     t_ms, p_ms = _ms(ttft, "--ttft"), _ms(tpot, "--tpot")
-    m, s = planner.get_model(model), planner.get_system(gpu)
+    m, s = planner.get_model(model), planner.get_system(gpu)  # type: ignore[arg-type]
     plan = ServingPlan(tp=tp, dp=dp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
     reqs = trace_requests(trace, requests) if trace is not None else poisson_requests(rate, requests, isl, osl, seed)  # type: ignore[arg-type]
     res = simulate(m, s, plan, reqs, t_ms, p_ms)

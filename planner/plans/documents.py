@@ -187,6 +187,8 @@ class FleetBucket(BaseModel):
     osl: int = Field(ge=1, le=L.MAX_REQUEST_TOKENS, description="mean output tokens of the bucket's requests")
     longest: int = Field(ge=2, le=2 * L.MAX_REQUEST_TOKENS, description="its longest request (prompt + output)")
     rate_rps: float = Field(gt=0, le=L.MAX_RATE)
+    isl_range: tuple[int, int] = Field(description="the prompt lengths it holds (inclusive): what a router sends here")
+    osl_range: tuple[int, int] = Field(description="the output lengths it holds (inclusive)")
 
 
 class FleetLoad(BaseModel):

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..cost.capacity import QUANTILE, aggregated_capacity, decode_capacity, kv_transfer_s, prefill_capacity
 from ..cost.serving import ServingError, check_context, check_serving_plan
+from .. import limits as L
 from .documents import (READABLE_VERSIONS, SLO, Engine, FleetBucket, FleetDocument, FleetLoad, FleetPool, ModelRef,
                         ServingDocument, SystemRef)
 from .refs import PlanCheckError, check_name, close, model_from_spec, system_from_spec
@@ -41,7 +42,8 @@ def fleet_document(result: Any, model: Any, systems: dict[str, Any]) -> FleetDoc
     """The document of a GPU-mix answer (``result``: a :class:`planner.search.fleet.MixResult`; ``systems``: the
     offered systems by name), not yet checked."""
     buckets = [FleetBucket(label=b.label, isl=b.isl, osl=b.osl, longest=b.longest,
-                           rate_rps=b.rate_rps * result.burst_factor) for b in result.buckets]
+                           rate_rps=b.rate_rps * result.burst_factor, isl_range=b.isl_range, osl_range=b.osl_range)
+               for b in result.buckets]
     pools = []
     for p in result.pools:
         s = systems[p.gpu]
@@ -95,6 +97,9 @@ def check_fleet(doc: FleetDocument, where: str) -> None:
     B, S = len(doc.buckets), doc.slice_factor
     for j, b in enumerate(doc.buckets):
         check_name(b.label, f"buckets[{j}].label", where)
+        for rng, name in ((b.isl_range, "isl_range"), (b.osl_range, "osl_range")):
+            if not 0 <= rng[0] <= rng[1] <= 2 * L.MAX_REQUEST_TOKENS:
+                raise PlanCheckError(f"{where}: buckets[{j}].{name} {list(rng)} is not an ordered pair of token counts")
         if b.isl + b.osl > b.longest:
             raise PlanCheckError(f"{where}: buckets[{j}]: its mean isl + osl ({b.isl + b.osl}) exceeds its longest "
                                  f"request ({b.longest})")
