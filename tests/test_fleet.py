@@ -260,3 +260,91 @@ def test_the_cli_answers_with_a_checked_document(tmp_path, capsys):
     assert code == 0 and text.startswith(f"OK {saved}: fleet plan 2.0: llama-3.1-8b at 10 requests/s"), text
     code, text, _ = cli("export", str(saved), "--to", "vllm")
     assert code == 0 and "vllm serve meta-llama/Llama-3.1-8B" in text and "# pool 0:" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# power cap, price tiers, bursts, and the simulator's check
+# --------------------------------------------------------------------------------------------------
+
+def test_a_power_cap_lowers_the_draw_and_never_raises_capacity():
+    m, h100 = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
+    p = ServingPlan(tp=1, precision="bf16")
+    free = aggregated_capacity(m, h100, p, 2000, 200, 2400, 1000, 50)
+    capped = aggregated_capacity(m, h100, p, 2000, 200, 2400, 1000, 50, cap_fraction=0.5)
+    assert capped.rate_rps <= free.rate_rps and capped.power_w <= 0.5 * 700 + 1e-9 < free.power_w
+    # the clock a cap leaves (cube law): (0.5 - idle) / (busy - idle) of the dynamic power
+    from planner.cost.power import BUSY, IDLE, capped_clock
+
+    assert capped_clock(BUSY, 0.5) == pytest.approx(((0.5 - IDLE) / (BUSY - IDLE)) ** (1 / 3))
+
+
+def test_price_tiers_from_a_file(tmp_path, capsys):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("h100: {on_demand: 3.99, spot: 0.5}\na100: {on_demand: 2.79, spot: 2.5}\n")
+    hist = tmp_path / "h.csv"
+    hist.write_text("isl,osl,weight\n512,128,1\n")
+    args = ["mix", "-m", "llama-3.1-8b", "--gpus", "a100,h100", "--histogram", str(hist), "--rate", "20",
+            "--ttft", "1s", "--tpot", "50ms", "--prices", str(prices), "--json"]
+    code, spot, _ = cli(*args, "--price-tier", "spot")
+    code2, demand, _ = cli(*args)
+    assert code == code2 == 0
+    spot, demand = json.loads(spot), json.loads(demand)
+    assert spot["prices"] == {"a100-sxm-80gb": 2.5, "h100-sxm": 0.5} and set(spot["gpus"]) == {"h100-sxm"}
+    assert demand["prices"]["h100-sxm"] == 3.99
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("h100: {on_demand: 3.99}\n")
+    assert "no spot price" in _cli_error(capsys, *args[1:-1], "--prices", str(bad), "--price-tier", "spot")
+
+
+def test_burst_factor_is_one_for_poisson_and_large_for_bursts():
+    import numpy as np
+
+    from planner.search.fleet_workload import burst_factor
+
+    rng = np.random.default_rng(0)
+    poisson = np.cumsum(rng.exponential(0.1, 20000))
+    f, _ = burst_factor(poisson, 10.0, 1.0)
+    assert 1.0 <= f < 1.15
+    # the same number of requests in bursts: 100 at once every 10 s (mean 10/s); a burst of 100 within 1 s needs
+    # lam_w w / (w + s) = 100 / 2 = 50 requests/s at w = 1 s, s = 1 s: 5x the mean
+    bursty = np.concatenate([k * 10 + np.linspace(0, 0.999, 100) for k in range(200)])
+    f, w = burst_factor(bursty, 10.0, 1.0)
+    assert f == pytest.approx(5.0, rel=0.1) and w == 1.0
+
+
+def test_verify_replays_the_mix_and_repairs_a_short_pool(tmp_path):
+    # a bursty trace: 40 requests at once every 4 s (mean 10/s): the capacity model's mix (sized for the bursts'
+    # fluid bound) is checked by the simulator, and every pool of the answer meets 90 %
+    from planner.fleet_verify import simulate_mix, verify_mix
+
+    rows = ["arrived_at,num_prefill_tokens,num_decode_tokens"]
+    for k in range(60):
+        rows += [f"{4.0 * k + 0.01 * j:.3f},{600 + 40 * (j % 5)},{100 + 10 * (j % 3)}" for j in range(40)]
+    trace = tmp_path / "bursty.csv"
+    trace.write_text("\n".join(rows) + "\n")
+    res = planner.mix("llama-3.1-8b", ["a100", "h100"], 1000, 50, trace=str(trace))
+    assert res.burst_factor > 2
+    final, report = verify_mix(res, trace=str(trace), requests=2400)
+    assert report["ok"] and all(p["attainment"] >= 0.9 for p in report["pools"])
+    assert final.cost_per_hour_usd >= res.cost_per_hour_usd
+    assert report["rounds"][0]["cost_per_hour_usd"] == res.cost_per_hour_usd
+    planner.check(final.plan_document)  # a repaired mix's document passes the gate (derated capacities)
+    again = simulate_mix(final, trace=str(trace), requests=2400)
+    assert again["attainment"] == pytest.approx(report["attainment"])  # deterministic
+
+
+def test_simulate_a_saved_fleet(tmp_path):
+    hist = tmp_path / "h.csv"
+    hist.write_text("isl,osl,weight\n512,128,3\n3000,200,1\n")
+    code, text, _ = cli("mix", "-m", "llama-3.1-8b", "--gpus", "l40s,h100", "--histogram", str(hist), "--rate", "8",
+                        "--ttft", "1s", "--tpot", "50ms", "--json")
+    assert code == 0
+    saved = tmp_path / "fleet.json"
+    saved.write_text(text)
+    code, out, err = cli("simulate", "--plan", str(saved), "--requests", "800", "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["requests"] == 800 and rep["router"] == "bucket"
+    assert sum(p["requests"] for p in rep["pools"] if p["role"] != "decode") == 800
+    code, _, err = cli("simulate", "--plan", str(saved), "--tp", "2")
+    assert code == 2 and "does nothing with --plan" in err
