@@ -83,7 +83,7 @@ def mix(
                                          "num_decode_tokens)."),
     histogram: Optional[Path] = typer.Option(None, "--histogram", help="A histogram CSV (isl,osl,weight); needs "
                                              "--rate."),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Requests/s to serve [default: the trace's mean]."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Requests/s to serve (default: the trace's mean)."),
     ttft: Optional[str] = typer.Option(None, "--ttft", help="TTFT SLO at the 90th percentile, e.g. 1s."),
     tpot: Optional[str] = typer.Option(None, "--tpot", help="TPOT SLO at the 90th percentile, e.g. 50ms."),
     power_budget: Optional[str] = typer.Option(None, "--power-budget", help="Power for the whole fleet, e.g. "
