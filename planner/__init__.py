@@ -31,9 +31,14 @@ if TYPE_CHECKING:
     from .search.serving import ServeSearchResult
     from .search.training import TrainSearchResult
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from . import moe  # noqa: E402  (expert placement: traces, baselines, evaluator)
+
+
+def __dir__() -> list[str]:
+    """The public API (``__all__``), not the module's helpers."""
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> object:
@@ -42,6 +47,14 @@ def __getattr__(name: str) -> object:
         from .moe import solver
 
         return getattr(solver, name)
+    if name == "write_report":
+        from .report import write_report
+
+        return write_report
+    if name == "plot":
+        from .plots import plot
+
+        return plot
     raise AttributeError(f"module 'planner' has no attribute {name!r}")
 
 
@@ -85,6 +98,24 @@ def mix(model: str | ModelSpec, gpus: list, ttft_ms: float, tpot_ms: float, **op
     return _mix(model, gpus, ttft_ms, tpot_ms, **options)  # type: ignore[arg-type]
 
 
+def estimate_serve(model: str | ModelSpec, gpu: str | System, isl: int, osl: int, **options: object):
+    """TTFT, TPOT and throughput of one serving worker at a ``concurrency`` (closed loop) or a ``rate`` (open
+    loop): :func:`planner.api.estimate_serve` (``options``: ``concurrency`` or ``rate``, ``tp``, ``dp``, ``pp``,
+    ``ep``, ``precision``, ``backend``, ``engine_version``). Returns a ``ServingEstimate``."""
+    from .api import estimate_serve as _f
+
+    return _f(model, gpu, isl, osl, **options)  # type: ignore[arg-type]
+
+
+def simulate(model: str | ModelSpec, gpu: str | System, **options: object):
+    """Simulate one serving worker on a ``trace`` or Poisson arrivals at a ``rate``: :func:`planner.api.simulate`
+    (``options``: ``trace`` or ``rate``, ``isl``, ``osl``, ``requests``, ``seed``, ``tp``, ``dp``, ``ep``,
+    ``precision``, ``backend``, ``ttft_ms``, ``tpot_ms``). Returns a ``SimResult``."""
+    from .api import simulate as _f
+
+    return _f(model, gpu, **options)  # type: ignore[arg-type]
+
+
 def search_train_fleet(model: str | ModelSpec, gpu_types: list, gpus: int, seq_len: int, global_batch: int,
                        **options: object) -> "FleetTrainResult":
     """The cheapest of several GPU types for a training job within a deadline / budget: the winner's plan, the
@@ -94,6 +125,24 @@ def search_train_fleet(model: str | ModelSpec, gpu_types: list, gpus: int, seq_l
     from .api import search_train_fleet as _f
 
     return _f(model, gpu_types, gpus, seq_len, global_batch, **options)  # type: ignore[arg-type]
+
+
+def run_sweep(grid: object, out: str, **options: object):
+    """Run a grid of training jobs (:func:`planner.sweep.run_sweep`): ``grid`` is a dict of grid keys
+    (``models``, ``gpus``, ``counts``, ``seq_lens``, ``objectives``, ``global_batch`` or ``batch_tokens``, ...;
+    ``planner sweep``'s YAML as a dict) or a YAML path; ``out`` a .csv or .parquet file, one row per job,
+    resumable. ``options``: ``workers``, ``ray_address``, ``restart``, ``progress``. Returns a ``SweepSummary``;
+    :func:`planner.sweep.read_rows` reads the rows back."""
+    import os
+
+    from .sweep import SweepGrid, load_grid, parse_grid
+    from .sweep import run_sweep as _run
+
+    if isinstance(grid, (str, os.PathLike)):
+        grid = load_grid(grid)
+    elif not isinstance(grid, SweepGrid):
+        grid = parse_grid(grid)
+    return _run(grid, out, **options)  # type: ignore[arg-type]
 
 
 def estimate_train(model: str | ModelSpec, gpu: str | System, gpus: int | None = None, **plan: object) -> TrainingEstimate:
@@ -138,5 +187,5 @@ __all__ = [
     "TrainingPlan", "UnsupportedArchitecture", "estimate_train", "estimate_training", "from_hf_config",
     "get_model", "get_system", "hardware_names", "load_model_file", "load_system_file", "model_names",
     "moe", "place_experts", "SolveResult", "PlannerError", "PlanCheckError", "GateFailure", "check", "search_serve",
-    "search_train", "mix", "search_train_fleet",
+    "search_train", "mix", "search_train_fleet", "estimate_serve", "simulate", "run_sweep", "write_report", "plot",
 ]

@@ -8,6 +8,7 @@ this layer builds each answer's document (:mod:`planner.plans`) and passes it th
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .catalog import get_model, get_system
@@ -138,19 +139,21 @@ __all__ = ["placement_plan", "search_serve", "search_train", "serving_plan_docum
 
 
 def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_ms: float, *,
-        trace: str | None = None, histogram: str | None = None, buckets: list | None = None,
+        trace: str | None = None, histogram: str | list | None = None, buckets: list | None = None,
         rate: float | None = None, prices: dict[str, float] | None = None, max_gpus: dict[str, int] | None = None,
         power_budget_kw: float | None = None, **options: Any):
     """The cheapest GPU-type mix for a workload (:func:`planner.search.fleet.mix`), with its fleet plan document
     (``plan_document``) checked by the gate. The workload is a request ``trace`` (its mean rate unless ``rate``
-    is given), a ``histogram`` CSV (``isl,osl,weight``; ``rate`` required) or ready ``buckets``. ``gpus``: names
+    is given), a ``histogram`` (a CSV ``isl,osl,weight``, or those rows as a list of tuples; ``rate`` required) or
+    ready ``buckets`` (:class:`planner.search.fleet_workload.Bucket`). ``gpus``: names
     or systems; ``prices`` ($/GPU-hour) and ``max_gpus`` (GPUs available) are keyed by GPU name or alias.
     ``options``: ``slice_factor``, ``backend``, ``precision``, ``disagg``, ``power_cap``, ``time_limit_s``,
     ``progress``, ``input_edges``, ``output_edges``."""
     from .plans.fleet import fleet_document
     from .search.fleet import MixError, mix as _mix
-    from .search.fleet_workload import (INPUT_EDGES, OUTPUT_EDGES, buckets_from_histogram, buckets_from_lengths,
-                                        burst_factor, read_trace, trace_rate)
+    from .search.fleet_workload import (INPUT_EDGES, OUTPUT_EDGES, Bucket, buckets_from_histogram,
+                                        buckets_from_lengths, buckets_from_weights, burst_factor, read_trace,
+                                        trace_rate)
 
     m = get_model(model)
     if not isinstance(gpus, (list, tuple)) or not gpus:
@@ -200,9 +203,13 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
     elif histogram is not None:
         if rate is None:
             raise MixError("a histogram gives the shares of requests; give the total --rate too")
-        bk = buckets_from_histogram(histogram, rate)
+        bk = (buckets_from_histogram(histogram, rate) if isinstance(histogram, (str, os.PathLike))
+              else buckets_from_weights(histogram, rate))
     else:
         bk = list(buckets)  # type: ignore[arg-type]
+        if not bk or not all(isinstance(b, Bucket) for b in bk):
+            raise MixError("buckets= takes planner.search.fleet_workload.Bucket objects; for (isl, osl, weight) "
+                           "rows use histogram=[...] with rate=")
     budget_w = None if power_budget_kw is None else float(power_budget_kw) * 1e3
     res = _mix(m, systems, bk, ttft_ms, tpot_ms, prices=keyed(prices, "--prices"),
                max_gpus=keyed(max_gpus, "--max"), power_budget_w=budget_w, burst_factor=burst,
@@ -231,3 +238,44 @@ def search_train_fleet(model: str | ModelSpec, gpu_types: list, gpus: int, seq_l
         raise FleetTrainError("give at least one GPU type")
     return search_training_fleet(get_model(model), [get_system(g) for g in gpu_types], gpus, seq_len, global_batch,
                                  search=search_train, **options)
+
+
+def estimate_serve(model: str | ModelSpec, gpu: str | System, isl: int, osl: int, *, concurrency: int | None = None,
+                   rate: float | None = None, tp: int = 1, dp: int = 1, pp: int = 1, ep: int | None = None,
+                   precision: str = "bf16", backend: str = "trtllm", engine_version: str | None = None
+                   ) -> ServingEstimate:
+    """TTFT, TPOT and throughput of one serving worker (``tp x dp x pp`` GPUs; experts over ``ep``) for requests of
+    ``isl`` prompt and ``osl`` output tokens: at a fixed ``concurrency`` (closed loop, as benchmarks run;
+    :func:`planner.cost.serving.estimate_serving`) or at ``rate`` requests/s arriving at random (open loop;
+    :func:`planner.cost.serving.estimate_serving_at_rate`). Give exactly one of the two."""
+    from .cost.serving import ServingError, ServingPlan, estimate_serving, estimate_serving_at_rate
+
+    if (concurrency is None) == (rate is None):
+        raise ServingError("give exactly one of concurrency (closed loop) or rate (requests/s, open loop)")
+    m, s = get_model(model), get_system(gpu)
+    plan = ServingPlan(tp=tp, dp=dp, pp=pp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
+    if rate is not None:
+        if engine_version is not None:
+            raise ServingError("engine_version is for the closed loop (a benchmark's releases); the open loop has none")
+        return estimate_serving_at_rate(m, s, plan, isl, osl, rate)
+    return estimate_serving(m, s, plan, isl, osl, concurrency, engine_version=engine_version)  # type: ignore[arg-type]
+
+
+def simulate(model: str | ModelSpec, gpu: str | System, *, trace: str | None = None, rate: float | None = None,
+             isl: int = 1024, osl: int = 256, requests: int = 2000, seed: int = 0, tp: int = 1, dp: int = 1,
+             ep: int | None = None, precision: str = "bf16", backend: str = "trtllm", ttft_ms: float = float("inf"),
+             tpot_ms: float = float("inf"), per_request: bool = True):
+    """Simulate one serving worker (:func:`planner.simulation.simulate`) on a request ``trace`` (its first
+    ``requests``) or on ``requests`` Poisson arrivals at ``rate`` requests/s of ``isl`` / ``osl`` tokens (seeded):
+    a ``SimResult`` with TTFT / TPOT percentiles and the share meeting the SLOs (milliseconds; none by default).
+    ``per_request`` (default on): keep every request's TTFT and TPOT, so ``plot()`` draws their distributions."""
+    from .cost.serving import ServingPlan
+    from .simulation import SimulationError, poisson_requests, trace_requests
+    from .simulation import simulate as _simulate
+
+    if (trace is None) == (rate is None):
+        raise SimulationError("give exactly one of trace (a CSV path) or rate (requests/s, Poisson)")
+    m, s = get_model(model), get_system(gpu)
+    plan = ServingPlan(tp=tp, dp=dp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
+    reqs = trace_requests(trace, requests) if trace is not None else poisson_requests(rate, requests, isl, osl, seed)  # type: ignore[arg-type]
+    return _simulate(m, s, plan, reqs, ttft_ms, tpot_ms, per_request=per_request)

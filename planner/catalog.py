@@ -9,7 +9,11 @@ and ``planner/model_specs``.
 A model may be named by its built-in name (``llama-3.1-70b``), a path to a
 ``config.json``, or a Hugging Face id (``meta-llama/Llama-3.1-70B``, matched
 against the catalog's ``_name_or_path`` and, case-insensitively, the name
-after the organisation).
+after the organisation). The id of a variant of a catalog model resolves to it
+too: an organisation of its own, a ``Meta-`` prefix and fine-tune or
+quantization suffixes (``RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8`` ->
+``llama-3.1-8b``; the architecture is the same, the precision is the command's
+own flag). An unknown name says which catalog model is closest.
 
 Spec files are read through :mod:`planner.files`: regular files only (a
 folder, FIFO or ``/dev/zero``, or a link to one, is refused before it is
@@ -212,6 +216,34 @@ def model_names() -> list[str]:
     return sorted(_model_files()[0])
 
 
+#: Parts of Hugging Face repository names that name a variant of the same architecture: fine-tuned
+#: (``-Instruct``, ``-Chat``, ``-it``), converted (``-hf``) or quantized (``-FP8``, ``-AWQ``, ...) checkpoints,
+#: and release dates (``-2507``, ``-0324``). Dropped to find the catalog model; the precision a command uses is
+#: its own flag.
+_VARIANT_PARTS = frozenset({"instruct", "chat", "it", "hf", "base", "fp8", "dynamic", "block", "nvfp4", "fp4",
+                            "int4", "int8", "awq", "gptq", "gguf", "w4a16", "w8a8", "w8a16", "bnb", "4bit", "8bit"})
+_DATE = re.compile(r"\d{4}")
+_VERSION = re.compile(r"v\d+(\.\d+)*")
+
+
+def _variant_keys(name: str) -> list[str]:
+    """The names a Hugging Face id of a variant of a catalog model may reduce to, nearest first:
+    ``RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8`` -> ``meta-llama-3.1-8b-instruct-fp8``, ``meta-llama-3.1-8b``,
+    ``llama-3.1-8b``; ``mistralai/Mixtral-8x7B-Instruct-v0.1`` -> ..., ``mixtral-8x7b-v0.1``, ``mixtral-8x7b``
+    (lower case, without the organisation, without the variant parts and a trailing date, then without the
+    version and a ``meta-`` prefix)."""
+    key = _norm(name.split("/")[-1])
+    parts = key.split("-")
+    kept = [p for i, p in enumerate(parts) if p not in _VARIANT_PARTS and not (i > 0 and i == len(parts) - 1
+                                                                               and _DATE.fullmatch(p))]
+    undated = "-".join(parts[:-1]) if len(parts) > 1 and _DATE.fullmatch(parts[-1]) else key
+    keys = [key, undated, "-".join(kept)]
+    if len(kept) > 1 and _VERSION.fullmatch(kept[-1]):
+        keys.append("-".join(kept[:-1]))
+    keys += [k.removeprefix("meta-") for k in keys if k.startswith("meta-")]
+    return [k for k in dict.fromkeys(keys) if k]
+
+
 @lru_cache(maxsize=256)
 def _builtin_model(stem: str) -> ModelSpec:
     return load_model_file(_model_files()[0][stem], name=stem)
@@ -239,8 +271,28 @@ def get_model(name: str | ModelSpec, model_dir: str | Path | None = None) -> Mod
         if cand in ids:
             return _builtin_model(ids[cand])
     if model_dir is not None:
-        d = Path(_name_arg(model_dir, "model folder"))
-        for cand in (d / (s.replace("/", "--") + ".json"), d / s / "config.json"):
-            if _probe(cand, "exists"):
-                return load_model_file(cand, name=_norm(s.split("/")[-1]))
-    raise SpecError(f"unknown model {_clip(s)!r}{_suggest(s.split('/')[-1][:200], sorted(files))}")
+        found = _in_model_dir(s, model_dir)
+        if found is not None:
+            return found
+    for cand in _variant_keys(s):  # a variant of a built-in model: -Instruct, -FP8, an organisation, ...
+        if cand in files:
+            return _builtin_model(cand)
+        if cand in ids:
+            return _builtin_model(ids[cand])
+    raise SpecError(f"unknown model {_clip(s)!r}{_closest(s, sorted(files))}")
+
+
+def _in_model_dir(s: str, model_dir: str | Path) -> ModelSpec | None:
+    """``org/name`` as ``model_dir/org--name.json`` or ``model_dir/org/name/config.json``, else None."""
+    d = Path(_name_arg(model_dir, "model folder"))
+    for cand in (d / (s.replace("/", "--") + ".json"), d / s / "config.json"):
+        if _probe(cand, "exists"):
+            return load_model_file(cand, name=_norm(s.split("/")[-1]))
+    return None
+
+
+def _closest(name: str, known: list[str]) -> str:
+    """``; did you mean X?``: the closest catalog names to ``name`` as typed, else to its variant-free form
+    (``Llama-3.3-70B-Instruct`` -> ``llama-3.1-70b``)."""
+    keys = _variant_keys(name[:200])
+    return (_suggest(keys[-1], known) if len(keys) > 1 else "") or _suggest(name.split("/")[-1][:200], known)

@@ -217,3 +217,18 @@ def same_file(a: str | Path, b: str | Path) -> bool:
 
 __all__ = ["FileInputError", "check_depth", "load_json", "load_yaml", "parse_json", "parse_yaml", "read_bytes",
            "read_text", "same_file"]
+
+
+def output_path(path: Any, suffixes: tuple[str, ...], what: str, error: type[PlannerError]) -> Path:
+    """``path`` (a str or Path) as a :class:`Path` when its suffix is one of ``suffixes`` (any case); else one
+    ``error`` line naming ``what`` is written and the suffixes it takes."""
+    from .errors import one_line
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise error(f"a {what} path must be a str or Path, got {type(path).__name__}")
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise error(f"{one_line(str(p))}: a {what} is written as {' or '.join(suffixes)} (got "
+                    f"{one_line(repr(p.suffix)) if p.suffix else 'no suffix'})")
+    return p
+

@@ -21,7 +21,7 @@ import numpy as np
 
 from .plans.documents import FleetDocument
 from .plans.refs import model_from_spec, system_from_spec
-from .simulate import Request, trace_requests
+from .simulation import Request, trace_requests
 from .simulate_fleet import DeploymentPool, shortfalls, simulate_deployment
 
 

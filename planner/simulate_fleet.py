@@ -2,12 +2,12 @@
 disaggregated into prefill and decode pools; TTFT / TPOT percentiles and SLO attainment per pool.
 
 Each replica (one serving worker) runs the iteration-level continuous-batching scheduler of
-:mod:`planner.simulate`, with the same costs (:class:`planner.simulate._Costs`: decode steps from
+:mod:`planner.simulation`, with the same costs (:class:`planner.simulation._Costs`: decode steps from
 :func:`planner.cost.serving.decode_step_s`, prefill from :func:`planner.cost.serving.prefill_s` x the engine's
 fitted ``prefill_mix``), the same chunked prefill within ``MAX_BATCHED_TOKENS`` and the same KV admission
 against the worker's capacity (:func:`planner.cost.serving.serving_memory`):
 
-* an **aggregated** replica runs :func:`planner.simulate.simulate`'s iteration exactly (one aggregated pool of
+* an **aggregated** replica runs :func:`planner.simulation.simulate`'s iteration exactly (one aggregated pool of
   one replica gives its numbers to the bit);
 * a **prefill** replica runs prefill-only iterations: prompts FIFO in chunks of at most ``MAX_BATCHED_TOKENS``,
   admitted while the prompts' KV fits; an iteration takes ``prefill_s`` per token x ``prefill_mix``. When a
@@ -29,7 +29,7 @@ replica counts it from the prefill's completion, through the transfer).
 
 Replicas are advanced together in time: one event loop over arrivals, prefill completions and KV landings,
 each replica running its iterations up to the next event (an iteration starting at ``t`` sees the arrivals
-at or before ``t``, as in :func:`planner.simulate.simulate`). The same inputs and seed give the same result.
+at or before ``t``, as in :func:`planner.simulation.simulate`). The same inputs and seed give the same result.
 
 Simplifications: a prefill replica frees a prompt's KV when the prompt completes (the transfer overlaps
 the next prefills); the transfer does not contend for the link with other transfers.
@@ -50,8 +50,9 @@ from pydantic import BaseModel
 from .cost.capacity import kv_transfer_s
 from .cost.serving import MAX_BATCHED_TOKENS, ServingPlan, check_context, serving_memory
 from .errors import PlannerError
+from .results import ResultMixin
 from .limits import MAX_GPUS, MAX_SEED, MAX_SIM_ITERATIONS, check_int, check_number
-from .simulate import Request, SimulationError, _check_fits, _check_requests, _check_slo, _check_worker, _Costs
+from .simulation import Request, SimulationError, _check_fits, _check_requests, _check_slo, _check_worker, _Costs
 from .specs.hardware import System
 from .specs.model import ModelSpec
 
@@ -173,7 +174,7 @@ class BucketResult(BaseModel):
     attainment: float  # share meeting both SLOs
 
 
-class DeploymentResult(BaseModel):
+class DeploymentResult(ResultMixin, BaseModel):
     router: str
     requests: int
     rate: float
@@ -185,6 +186,17 @@ class DeploymentResult(BaseModel):
     iterations: int
     pools: list[PoolResult]
     buckets: list[BucketResult]
+
+    def _summary(self) -> str:
+        return (f"{self.requests:,} requests at {self.rate:.3g}/s through {len(self.pools)} pool(s) ({self.router} "
+                f"router): TTFT p90 {self.ttft_ms['p90']:,.0f} ms, TPOT p90 {self.tpot_ms['p90']:,.1f} ms, "
+                f"{100 * self.attainment:.1f} % meet the SLOs")
+
+    def _rows(self) -> list[dict[str, object]]:
+        return [{"pool": p.name, "role": p.role, "gpu": p.gpu, "replicas": p.replicas, "requests": p.requests,
+                 "ttft_p90_ms": None if p.ttft_ms is None else p.ttft_ms["p90"],
+                 "tpot_p90_ms": None if p.tpot_ms is None else p.tpot_ms["p90"], "attainment": p.attainment}
+                for p in self.pools]
 
 
 # ---------------------------------------------------------------------------
@@ -237,7 +249,7 @@ class _Replica:
                                f"summed over the replicas); simulate fewer requests or shorter outputs")
 
     def _advance_aggregated(self, until: float, limit: int) -> None:
-        # the iteration of planner.simulate.simulate, statement for statement (its results to the bit)
+        # the iteration of planner.simulation.simulate, statement for statement (its results to the bit)
         sim = self.sim
         isl, osl, first, finish = sim.isl, sim.osl, sim.first, sim.finish
         costs, kv_cap = self.costs, self.kv_cap

@@ -1104,7 +1104,7 @@ def _bad_nonfinite(v):
 @pytest.fixture(scope="module")
 def api_targets(scratch):
     """(label, argument, is-bad predicate, call taking the value): one argument of one API function at a time."""
-    from planner import simulate as sim
+    from planner import simulation as sim
     from planner.cost.serving import ServingPlan, estimate_serving
     from planner.moe.placement import ExpertCluster
 
@@ -1187,7 +1187,7 @@ API_PATHS = ["", "/", "/dev/null", "/nonexistent/x.json", "../../etc/passwd", "z
 
 @pytest.fixture(scope="module")
 def api_path_targets(scratch):
-    from planner import simulate as sim
+    from planner import simulation as sim
     from planner.moe.trace import load_routing
 
     empty_dir = scratch / "empty-dir"
@@ -1594,7 +1594,7 @@ def test_hostile_names_never_run(scratch, files, hostile):
                                    "place_experts time_limit nan", "place_experts time_limit inf",
                                    "poisson_requests rate nan"])
 def test_api_regression(scratch, label):
-    from planner import simulate as sim
+    from planner import simulation as sim
     from planner.moe.placement import ExpertCluster
 
     moe = planner.get_model(ROUTING_MODEL)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import grimp
 import networkx as nx
@@ -225,3 +226,13 @@ def test_help_does_not_load_solvers():
     assert "Usage" in out.stdout
     loaded = set([x for x in out.stderr.splitlines() if x.startswith("LOADED")][-1].split()[1:])
     assert not loaded & {"ortools", "pulp"}, f"`planner --help` imports {sorted(loaded)}"
+
+
+def test_the_version_is_the_packages():
+    """``planner.__version__`` (``planner/version.py``) is the version ``pyproject.toml`` installs."""
+    import re
+
+    import planner
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"', text, re.M).group(1) == planner.__version__

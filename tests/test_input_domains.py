@@ -27,7 +27,7 @@ from planner.moe.solver import place_experts
 from planner.moe.synthetic import synthetic_trace
 from planner.moe.trace import RoutingStats, TraceError, load_routing
 from planner.search.serving import search_serving
-from planner.simulate import (Request, SimulationError, goodput, poisson_requests, simulate, trace_requests)
+from planner.simulation import (Request, SimulationError, goodput, poisson_requests, simulate, trace_requests)
 from planner.validate.serving_rows import estimate_row, read_rows
 
 NAN, INF = float("nan"), float("inf")
@@ -352,7 +352,7 @@ def test_request_trace_order_columns_and_size(tmp_path, monkeypatch):
             error=SimulationError)
     p.write_text(HEADER)
     refused(lambda: trace_requests(p), "no requests", error=SimulationError)
-    import planner.simulate as sim
+    import planner.simulation as sim
 
     monkeypatch.setattr(sim, "MAX_TRACE_REQUESTS", 3)
     p.write_text(HEADER + "".join(f"{i},10,10\n" for i in range(5)))
@@ -437,7 +437,7 @@ SERVE = ("serve", "-m", "qwen3-8b", "-g", "h100", "-n", "8", "--isl", "1024", "-
     (("estimate", "serve", "-m", "qwen3-8b", "-g", "h100", "--isl", "100", "--osl", "100", "-c", "1" + "0" * 20),
      "--concurrency"),
     (("estimate", "train", "-m", "llama-3.1-8b", "-g", "h100", "-n", "8", "--gbs", "64", "--seq", "4096",
-      "--tokens", "nan"), "--tokens must be a finite number, got nan"),
+      "--tokens", "nan"), "--tokens must be a positive finite number, got 'nan'"),
 ])
 def test_cli_refuses_bad_numbers(argv, expect):
     cli_refused(*argv, expect=expect)

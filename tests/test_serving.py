@@ -263,14 +263,14 @@ def test_serve_cli_json():
 # ---- traffic simulation ---------------------------------------------------------------------
 
 def _sim_setup():
-    from planner.simulate import poisson_requests
+    from planner.simulation import poisson_requests
 
     m, s = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
     return m, s, ServingPlan(tp=1, backend="vllm"), poisson_requests(4.0, 300, 1000, 200, seed=7)
 
 
 def test_simulation_is_reproducible_and_consistent():
-    from planner.simulate import poisson_requests, simulate
+    from planner.simulation import poisson_requests, simulate
 
     m, s, plan, reqs = _sim_setup()
     a = simulate(m, s, plan, reqs, 500, 50)
@@ -285,7 +285,7 @@ def test_simulation_is_reproducible_and_consistent():
 
 
 def test_more_load_means_slower_requests():
-    from planner.simulate import scale_rate, simulate
+    from planner.simulation import scale_rate, simulate
 
     m, s, plan, reqs = _sim_setup()
     slow = simulate(m, s, plan, scale_rate(reqs, 8.0))
@@ -294,7 +294,7 @@ def test_more_load_means_slower_requests():
 
 
 def test_goodput_reproducible_and_monotone_in_the_slo():
-    from planner.simulate import goodput
+    from planner.simulation import goodput
 
     m, s, plan, reqs = _sim_setup()
     tight = goodput(m, s, plan, reqs, 200, 15)
@@ -307,7 +307,7 @@ def test_goodput_reproducible_and_monotone_in_the_slo():
 def test_goodput_on_the_splitwise_trace(reference_dir: Path):
     """Acceptance: Llama-3.1-8B on one H100 with splitwise_conv: the same number twice, and
     a looser SLO never lowers it."""
-    from planner.simulate import goodput, trace_requests
+    from planner.simulation import goodput, trace_requests
 
     m, s = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
     plan = ServingPlan(tp=1, backend="vllm")
@@ -444,7 +444,7 @@ def test_open_loop_agrees_with_the_simulator():
     """The analytic open loop and the iteration-level simulator (the same kernels, Poisson arrivals)
     agree on TPOT within 10 % from light to heavy load, and the TTFT waits within a factor 2."""
     from planner.cost.serving import estimate_serving_at_rate
-    from planner.simulate import poisson_requests, simulate
+    from planner.simulation import poisson_requests, simulate
 
     model, system = planner.get_model("llama-3.1-8b"), planner.get_system("h100")
     plan = ServingPlan(tp=1, backend="vllm")

@@ -13,7 +13,7 @@ import pytest
 import planner
 from planner.cost.capacity import kv_transfer_s
 from planner.cost.serving import BACKENDS, ServingPlan, decode_step_s, prefill_s
-from planner.simulate import Request, SimulationError, poisson_requests, simulate, trace_requests
+from planner.simulation import Request, SimulationError, poisson_requests, simulate, trace_requests
 from planner.simulate_fleet import DeploymentPool, shortfalls, simulate_deployment
 
 PLAN = ServingPlan(tp=1, backend="vllm")

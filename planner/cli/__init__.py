@@ -10,6 +10,13 @@ prints ONE line on stderr, ``error: ...``, and exits with status 2; never a
 traceback. An unexpected internal failure prints one line and exits 1 (set
 ``PLANNER_DEBUG=1`` to see the traceback).
 
+Tables fit the terminal (80 columns when piped) without wrapping a cell; every
+command takes ``--json``, every table-printing one ``--csv``; choices are listed
+in ``--help`` and complete in the shell (``--install-completion``); long work
+shows progress on stderr (never under ``--json`` or off a terminal); commands
+that draw take ``--plot FILE`` and ``--report FILE.html``. All of it lives in
+the :mod:`.render` package.
+
 One module per command group, all importing their shared helpers from
 :mod:`.render` and never from each other; this module only assembles them:
 
@@ -19,6 +26,7 @@ One module per command group, all importing their shared helpers from
 * :mod:`.serve`    - ``estimate serve``, ``serve``, ``simulate``
 * :mod:`.experts`  - ``experts``
 * :mod:`.mix`      - ``mix`` (the GPU-type mix; ``--verify`` simulates it)
+* :mod:`.sweep`    - ``sweep`` (a grid of training jobs, a local pool or Ray, one row each)
 * :mod:`.validate` - ``validate training | serving``
 """
 
@@ -32,14 +40,14 @@ import typer
 
 import planner
 
-from . import experts, mix, plans, serve, specs, train, validate
-from .render import EXIT_INTERNAL, cli_errors, squash
+from . import experts, mix, plans, serve, specs, sweep, train, validate
+from .render import EXIT_INTERNAL, cli_errors, polish_help, usage_error
 
 app = typer.Typer(
     name="planner",
     help="Analytical capacity planner for LLM training and serving.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
 estimate_app = typer.Typer(help="Predict time, memory and cost of one explicit plan.", no_args_is_help=True)
@@ -78,6 +86,7 @@ app.command("serve")(cli_errors(serve.serve))
 app.command("simulate")(cli_errors(serve.simulate_cmd))
 app.command("experts")(cli_errors(experts.experts))
 app.command("mix")(cli_errors(mix.mix))
+app.command("sweep")(cli_errors(sweep.sweep))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Python warnings (a numpy ``RuntimeWarning`` on a degenerate input) never reach stderr: the causes known are
     fixed where they arise, and stderr holds only the one ``error:`` line a bad input gets."""
-    command = typer.main.get_command(app)
+    command = polish_help(typer.main.get_command(app))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
                     typer.echo(text)
                 sys.exit(0)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            typer.echo(f"error: {squash(exc.format_message())}{hint}", err=True)
+            typer.echo(f"error: {usage_error(exc)}{hint}", err=True)
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             typer.echo("error: aborted", err=True)

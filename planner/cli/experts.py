@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 import planner
-from .render import console, fail, print_json, refuse_overwrite, refuse_unused, table
+from .render import (Activity, check_artifacts, fail, print_json, refuse_overwrite, refuse_unused, say, show, table,
+                     tabular, write_artifacts)
 from planner.limits import (MAX_BYTES_PER_PARAM, MAX_EXPERTS, MAX_GPUS, MAX_IMBALANCE, MAX_LINK_COST,
                             MAX_ROUTING_TOKENS, MAX_SEED, MAX_TIME_LIMIT_S, check_number)
 from planner.moe.placement import ExpertCluster, Weights, evaluate, expert_slots, greedy, round_robin
@@ -26,13 +27,16 @@ def _gain(base: float, new: float) -> float | None:
 
 
 def placement_report(model, stats_fit: RoutingStats, stats_eval: RoutingStats | None, cluster: ExpertCluster, system,
-                     time_limit: float, max_imbalance: float | None, weights: Weights | None = None) -> tuple[dict, object]:
+                     time_limit: float, max_imbalance: float | None, weights: Weights | None = None,
+                     quiet: bool = True) -> tuple[dict, object]:
     """The ``--json`` object (sections per method, the solver's status, bound and gap, and the
-    held-out replay) and the solver's placement."""
+    held-out replay) and the solver's placement. Unless ``quiet``, a spinner with the elapsed time shows on
+    stderr while CP-SAT solves (its limit counts deterministic seconds, about one core's)."""
     w = weights or Weights()
     from planner.moe.solver import place_experts  # OR-Tools loads only when a placement is solved
 
-    res = place_experts(stats_fit, cluster, w, time_limit=time_limit, max_imbalance=max_imbalance)
+    with Activity(quiet, "placing experts", limit_s=time_limit):
+        res = place_experts(stats_fit, cluster, w, time_limit=time_limit, max_imbalance=max_imbalance)
     methods = {"solver": res.placement, "round_robin": round_robin(stats_fit, cluster),
                "greedy": res.greedy if res.greedy is not None else greedy(stats_fit, cluster)}
     out: dict = {}
@@ -53,6 +57,7 @@ def placement_report(model, stats_fit: RoutingStats, stats_eval: RoutingStats | 
     return out, res.placement
 
 
+@tabular("methods")
 def experts(
     ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in MoE model, Hugging Face id, or config.json."),
@@ -67,12 +72,18 @@ def experts(
                                   "(replicas of hot experts)."),
     time_limit: float = typer.Option(60.0, "--time-limit", help="Solver time limit in CP-SAT deterministic seconds "
                                      "(about seconds of one core; the same input gives the same placement)."),
-    max_imbalance: float = typer.Option(1.05, "--max-imbalance", help="Target max / mean GPU load."),
-    node_cost: float = typer.Option(4.0, "--node-cost", help="Cost of a token crossing nodes (crossing GPUs in a node = 1)."),
+    max_imbalance: float = typer.Option(1.05, "--max-imbalance", help="Target max / mean GPU load (a ratio, at "
+                                        "least 1)."),
+    node_cost: float = typer.Option(4.0, "--node-cost", help="Cost of a token crossing nodes, relative to crossing "
+                                    "GPUs in a node (= 1)."),
     gpu: str = typer.Option("h100", "--gpu", "-g", help="System for the memory check and the MoE layer time."),
     weight_bytes: float = typer.Option(1.0, "--weight-bytes", help="Bytes per expert parameter (1 = fp8, 2 = bf16)."),
     holdout: bool = typer.Option(True, "--holdout/--no-holdout", help="Fit on the first half of a per-token trace, "
                                  "report the second half too."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the expert load per GPU before and after "
+                                        "placement to this file (.png or .svg; needs planner[plot])."),
+    report_path: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report "
+                                               "(tables and plots) to this file (.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the placement (physical slot -> expert) as JSON."),
     timings: bool = typer.Option(False, "--timings", help="With --json: include the solver's wall-clock time "
@@ -84,6 +95,7 @@ def experts(
     if trace is not None:
         refuse_unused(ctx, "with --trace (used only by --synthetic)", "tokens", "seed")
     refuse_unused(ctx, "without --json", *(() if as_json else ("timings",)))
+    check_artifacts(plot, report_path, {"--trace": trace, "--export": export})
     check_number(time_limit, "--time-limit", hi=MAX_TIME_LIMIT_S)
     check_number(max_imbalance, "--max-imbalance (max / mean GPU load)", lo=1.0, lo_open=False, hi=MAX_IMBALANCE)
     check_number(node_cost, "--node-cost (relative to a same-node GPU hop = 1)", lo=1.0, lo_open=False,
@@ -120,7 +132,7 @@ def experts(
     check_stats(fit, num_experts=e, top_k=k, moe_layers=n_layers, where=where)
     fit = widen(fit, e)
     held = widen(held, e) if held is not None else None
-    report, placement = placement_report(m, fit, held, cluster, system, time_limit, max_imbalance)
+    report, placement = placement_report(m, fit, held, cluster, system, time_limit, max_imbalance, quiet=as_json)
     report = {"model": m.name, "gpus": gpus, "gpus_per_node": cluster.gpus_per_node, "redundant": redundant,
               "slots_per_gpu": cluster.slots, "moe_layers": n_layers, "experts": e, "top_k": k,
               "trace": {"source": where, "tokens_fit": fit.tokens, "tokens_held_out": held.tokens if held else 0,
@@ -132,6 +144,10 @@ def experts(
     report["plan_document"] = doc.model_dump(mode="json", by_alias=True)
     if export is not None:
         export.write_text(json.dumps(report["plan_document"]))
+    write_artifacts(placement, plot, None, quiet=as_json, stats=held if held is not None else fit, cluster=cluster)
+    if report_path is not None:
+        write_artifacts(placement, None, report_path, quiet=as_json, title=f"{m.name}: experts on {gpus} GPUs",
+                        stats=held if held is not None else fit, cluster=cluster)
     if as_json:
         print_json(report, timings=timings)
         return
@@ -139,41 +155,34 @@ def experts(
 
 
 def _render(r: dict, export: Optional[Path]) -> None:
-    console.print("tokens crossing GPUs / nodes between consecutive layers; objective: combined (lower is better)",
-                  highlight=False)
-    console.print(f"[bold]{r['model']}[/bold]: {r['experts']} experts x {r['moe_layers']} MoE layers, top-{r['top_k']}, "
-                  f"on {r['gpus']} GPUs ({r['gpus_per_node']} per node, {r['slots_per_gpu']} slots each, "
-                  f"{r['redundant']} redundant per layer); trace {r['trace']['source']}, "
-                  f"{r['trace']['tokens_fit']} tokens fitted", highlight=False)
-    rows = []
+    say(f"[bold]{r['model']}[/bold]: {r['experts']} experts x {r['moe_layers']} MoE layers, top-{r['top_k']}, "
+        f"on {r['gpus']} GPUs ({r['gpus_per_node']} per node, {r['slots_per_gpu']} slots each, "
+        f"{r['redundant']} redundant per layer); trace {r['trace']['source']}, "
+        f"{r['trace']['tokens_fit']} tokens fitted")
+    say()
+    cols = ("method", "max/mean", "cross-GPU", "cross-node", "skew", "objective", "MoE ms")
+    t = table("In sample: GPU load, tokens crossing GPUs / nodes between consecutive layers, objective (lower is "
+              "better), MoE layer time", *cols, right=cols[1:], key="methods")
     for name in ("solver", "greedy", "round_robin"):
         s = r[name]
-        rows.append([name, f"{s['load_imbalance']:.3f}", f"{s['cross_gpu_tokens']:,.0f}", f"{s['cross_node_tokens']:,.0f}",
-                     f"{s['comm_skew']:.3f}", f"{s['objective']:.3f}",
-                     f"{s['moe_layer_time_s'] * 1e3:.2f}" if s.get("moe_layer_time_s") else "-"])
-    cols = ("method", "max/mean", "cross-GPU", "cross-node", "skew", "objective", "ms")
-    t = table("in sample", *cols, right=cols[1:])
-    for col in t.columns:
-        col.no_wrap = True
-    for row in rows:
-        t.add_row(*row)
-    console.print(t)
+        t.add_row(name.replace("_", "-"), f"{s['load_imbalance']:.3f}", f"{s['cross_gpu_tokens']:,.0f}",
+                  f"{s['cross_node_tokens']:,.0f}", f"{s['comm_skew']:.3f}", f"{s['objective']:.3f}",
+                  f"{s['moe_layer_time_s'] * 1e3:.2f}" if s.get("moe_layer_time_s") else "-")
+    show(t)
     s = r["solver"]
-    console.print(f"solver: {s['method']}, {s['status']}, objective {s['objective']:.4f}, bound {s['bound']:.4f} "
-                  f"(gap {100 * s['gap']:.1f} %; subproblems' gap {100 * s['subproblem_gap']:.1f} %), "
-                  f"{s['time_s']:.1f} s", highlight=False)
+    say(f"solver: {s['method']}, {s['status']}, objective {s['objective']:.4f}, bound {s['bound']:.4f} "
+        f"(gap {100 * s['gap']:.1f} %; subproblems' gap {100 * s['subproblem_gap']:.1f} %), {s['time_s']:.1f} s")
     g = r["gain_vs_round_robin"]["cross_node_tokens"]
     if g is not None:
-        console.print(f"cross-node tokens vs round-robin: {-100 * g:+.1f} %", highlight=False)
+        say(f"cross-node tokens vs round-robin: {-100 * g:+.1f} %")
     if "held_out" in r:
         h = r["held_out"]
         hg = h["gain_vs_round_robin"]
-        console.print(f"held-out half: solver max/mean {h['solver']['load_imbalance']:.3f}, cross-node tokens vs "
-                      f"round-robin {-100 * (hg['cross_node_tokens'] or 0):+.1f} % "
-                      f"({100 * (hg['kept_share_of_in_sample_gain'] or 0):.0f} % of the in-sample gain kept)",
-                      highlight=False)
+        say(f"held-out half: solver max/mean {h['solver']['load_imbalance']:.3f}, cross-node tokens vs "
+            f"round-robin {-100 * (hg['cross_node_tokens'] or 0):+.1f} % "
+            f"({100 * (hg['kept_share_of_in_sample_gain'] or 0):.0f} % of the in-sample gain kept)")
     if export is not None:
-        console.print(f"placement written to {export}", highlight=False)
+        say(f"placement written to {export}")
 
 
 __all__ = ["EXPORT_FORMAT", "experts", "placement_report"]

@@ -24,11 +24,9 @@ from planner.plans import (
     summary,
 )
 
-from .render import fail, print_json
+from .render import PLACEMENT_TARGETS, SERVING_TARGETS, TRAINING_TARGETS, choice, fail, print_json
 
-TRAINING_TARGETS = ("megatron", "torchtitan", "deepspeed", "slurm")
-SERVING_TARGETS = ("vllm", "sglang", "trtllm", "k8s")
-PLACEMENT_TARGETS = ("json",)
+ExportTarget = choice("ExportTarget", tuple(dict.fromkeys(TRAINING_TARGETS + SERVING_TARGETS + PLACEMENT_TARGETS)))
 
 
 def _targets(doc: object) -> tuple[str, tuple[str, ...]]:
@@ -84,11 +82,20 @@ def check_cmd(
 def export_plan(
     plan_file: Path = typer.Argument(..., help="A plan document, or the whole --json output of train / serve / "
                                                "experts (its plan document)."),
-    to: str = typer.Option(..., "--to", help="Target: training plans megatron, torchtitan, deepspeed or slurm; "
-                                             "serving and fleet plans vllm, sglang, trtllm or k8s; expert placements json."),
+    to: ExportTarget = typer.Option(..., "--to", case_sensitive=False, help="Target: training plans megatron, "
+                                    "torchtitan, deepspeed or slurm; serving and fleet plans vllm, sglang, trtllm or "
+                                    "k8s; expert placements json."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (the target, the plan's kind and "
+                                 "summary, the text) instead of the text."),
 ) -> None:
     """Export a saved plan document for a launcher, after checking it."""
-    print(export_text(check_file(plan_file), to))
+    doc = check_file(plan_file)
+    text = export_text(doc, to.value)
+    if as_json:
+        print_json({"file": str(plan_file), "kind": _targets(doc)[0], "schema": doc.schema_,
+                    "schema_version": doc.schema_version, "summary": summary(doc), "target": to.value, "text": text})
+    else:
+        print(text)
 
 
 __all__ = ["PLACEMENT_TARGETS", "SERVING_TARGETS", "TRAINING_TARGETS", "check_cmd", "export_plan", "export_text"]

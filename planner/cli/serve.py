@@ -9,9 +9,10 @@ from typing import Any, Optional
 import typer
 
 import planner
-from .render import console, fail, gb, print_json, refuse_overwrite, refuse_unused, slo_ms, table
+from .render import (BACKENDS, PRECISIONS, ROUTER_NAMES, SERVING_TARGETS, Activity, check_artifacts, choice, fail, gb,
+                     print_json, refuse_overwrite, refuse_unused, say, show, slo_ms, table, tabular, write_artifacts)
 from planner.limits import (MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
-                            MAX_SLO_S, check_number)
+                            check_number)
 from planner.cost.power import serving_power_w, wh_per_million_tokens
 from planner.cost.serving import ServingPlan, estimate_serving, kv_bytes_per_request_per_gpu
 from planner.validate.serving_rows import estimate_row, read_rows
@@ -53,6 +54,18 @@ def _deployment_power(res: Any, s: planner.System, rate: float | None, osl: int)
     return out
 
 
+Precision = choice("Precision", PRECISIONS)
+Backend = choice("Backend", BACKENDS)
+ServeObjective = choice("ServeObjective", ("throughput", "cost"))
+Disagg = choice("Disagg", ("auto", "on", "off"))
+ServeTarget = choice("ServeTarget", SERVING_TARGETS)
+Router = choice("Router", ROUTER_NAMES)
+
+_PRECISION_HELP = "Weights and KV cache: bf16, fp16, fp8, int4 (weight-only) or fp4 (NVFP4)."
+_BACKEND_HELP = "The serving engine whose measured constants apply."
+
+
+@tabular("estimate", "breakdown")
 def estimate_serve(
     ctx: typer.Context,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
@@ -60,8 +73,8 @@ def estimate_serve(
     tp: int = typer.Option(1, "--tp", min=1, max=MAX_GPUS, help="Attention tensor parallel size."),
     pp: int = typer.Option(1, "--pp", min=1, max=MAX_GPUS, help="Pipeline stages."),
     dp: int = typer.Option(1, "--dp", min=1, max=MAX_GPUS, help="Attention data parallel size (DP attention)."),
-    ep: Optional[int] = typer.Option(None, "--ep", min=1, max=MAX_GPUS, help="Expert parallel size [default: tp x dp "
-                                     "for MoE]."),
+    ep: Optional[int] = typer.Option(None, "--ep", min=1, max=MAX_GPUS, help="Expert parallel size.",
+                                     show_default="tp x dp for MoE"),
     isl: Optional[int] = typer.Option(None, "--isl", min=1, max=MAX_REQUEST_TOKENS, help="Input (prompt) tokens per "
                                       "request."),
     osl: Optional[int] = typer.Option(None, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens per request."),
@@ -70,11 +83,11 @@ def estimate_serve(
                                               "replaced at once, as benchmarks run)."),
     rate: Optional[float] = typer.Option(None, "--rate", min=0.0, max=MAX_RATE, help="Instead of --concurrency: "
                                          "requests/s arriving at random (open loop, Poisson), as traffic does."),
-    precision: str = typer.Option("bf16", "--precision", help="bf16, fp16, fp8, int4 or fp4 (NVFP4)."),
-    backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
+    precision: Precision = typer.Option(Precision("bf16"), "--precision", case_sensitive=False, help=_PRECISION_HELP),
+    backend: Backend = typer.Option(Backend("trtllm"), "--backend", case_sensitive=False, help=_BACKEND_HELP),
     engine_version: Optional[str] = typer.Option(None, "--engine-version", help="The engine release, when it is "
                                                  "one whose scheduler was measured apart (older releases wait "
-                                                 "longer under load) [default: current releases]."),
+                                                 "longer under load).", show_default="current releases"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     from_csv: Optional[Path] = typer.Option(None, "--from-csv", help="Estimate every row of a file with the columns "
                                             "of measured_serving.csv."),
@@ -83,9 +96,10 @@ def estimate_serve(
                                              "(org--name.json) when they are not built in."),
 ) -> None:
     """TTFT, TPOT and throughput of one serving worker at a fixed concurrency (or every row of a CSV)."""
+    precision, backend = precision.value, backend.value
     if from_csv is not None:
         refuse_unused(ctx, "with --from-csv (every row gives its own)", "model", "gpu", "tp", "pp", "dp", "ep", "isl",
-                      "osl", "concurrency", "rate", "precision", "backend", "engine_version", "as_json")
+                      "osl", "concurrency", "rate", "precision", "backend", "engine_version", "as_json", "csv_out")
         refuse_overwrite(out, "--out", {"--from-csv": from_csv})
         _batch(from_csv, out, model_dir)
         return
@@ -153,12 +167,13 @@ def estimate_serve(
         print_json({**est.model_dump(mode="json"), **power, "plan_document": serving_plan_document(est, m, s)})
         return
     p = est.plan
-    console.print(f"[bold]{m.name}[/bold] on [bold]{p.gpus} x {s.name}[/bold] ({backend}, {precision}): tp {p.tp}, "
-                  f"dp {p.dp}, pp {p.pp}" + (f", ep {p.expert_layout(m)[0]}" if m.is_moe else "")
-                  + f"; isl {isl}, osl {osl}, "
-                  + (f"{rate:g} requests/s at random (open loop; {est.breakdown['in_flight_mean']:.1f} in flight on "
-                     f"average)" if rate is not None else f"concurrency {concurrency} (closed loop)"), highlight=False)
-    t = table("Serving estimate", "metric", "value", right=("value",))
+    say(f"[bold]{m.name}[/bold] on [bold]{p.gpus} x {s.name}[/bold] ({backend}, {precision}): tp {p.tp}, "
+        f"dp {p.dp}, pp {p.pp}" + (f", ep {p.expert_layout(m)[0]}" if m.is_moe else "")
+        + f"; isl {isl}, osl {osl}, "
+        + (f"{rate:g} requests/s at random (open loop; {est.breakdown['in_flight_mean']:.1f} in flight on "
+           f"average)" if rate is not None else f"concurrency {concurrency} (closed loop)"))
+    say()
+    t = table("Serving estimate", "metric", "value", right=("value",), key="estimate")
     t.add_row("TTFT", f"{est.ttft_ms:,.1f} ms")
     t.add_row("TPOT", f"{est.tpot_ms:,.2f} ms")
     t.add_row("tokens / s per GPU", f"{est.tokens_per_s_per_gpu:,.1f}")
@@ -171,12 +186,12 @@ def estimate_serve(
     t.add_row("power (worker)", f"{power['power_kw']:,.2f} kW")
     wh = power["energy_wh_per_million_tokens"]
     t.add_row("energy per million output tokens", "-" if wh is None else f"{wh:,.1f} Wh")
-    console.print(t)
-    b = table("Where the time goes (seconds)", "part", "value", right=("value",))
+    show(t)
+    b = table("Where the time goes (seconds)", "part", "value", right=("value",), key="breakdown")
     for k, v in est.breakdown.items():
         b.add_row(k, f"{v:.5f}")
-    console.print(b)
-    console.print("[dim]assumptions: " + "; ".join(est.assumptions) + "[/dim]", highlight=False)
+    show(b)
+    say("[dim]assumptions: " + "; ".join(est.assumptions) + "[/dim]")
 
 
 def _model(model: str, model_dir: Optional[Path]) -> planner.ModelSpec:
@@ -219,7 +234,7 @@ def _batch(path: Path, out: Optional[Path], model_dir: Optional[Path]) -> None:
         print(text, end="")
     else:
         out.write_text(text)
-        console.print(f"{done} of {len(rows)} rows estimated -> {out}", highlight=False)
+        say(f"{done} of {len(rows)} rows estimated -> {out}")
 
 
 def _simulate_fleet(plan_file: Path, trace: Optional[Path], router: str, requests: int, seed: int,
@@ -232,22 +247,22 @@ def _simulate_fleet(plan_file: Path, trace: Optional[Path], router: str, request
     doc = check_file(plan_file)
     if not isinstance(doc, FleetDocument):
         fail(f"{plan_file}: --plan takes a fleet plan (planner mix --json); this is a {doc.schema_} document")
-    rep = simulate_mix(doc, trace=str(trace) if trace is not None else None, router=router, requests=requests,
-                       seed=seed)
+    with Activity(as_json, f"simulating the fleet ({requests:,} requests)"):
+        rep = simulate_mix(doc, trace=str(trace) if trace is not None else None, router=router, requests=requests,
+                           seed=seed)
     if as_json:
         print_json(rep, timings=False)
         return
-    t = table(f"{doc.model.name}: {rep['requests']:,} requests at {rep['rate_rps']:.3g}/s, {router} router", "pool",
-              "TTFT p90", "TPOT p90", "met", right=("TTFT p90", "TPOT p90", "met"))
+    t = table(f"{doc.model.name}: {rep['requests']:,} requests at {rep['rate_rps']:.3g}/s, {router} router (ms)",
+              "pool", "TTFT p90", "TPOT p90", "met", right=("TTFT p90", "TPOT p90", "met"), key="pools")
     for p in rep["pools"]:
         met = "-" if p["attainment"] is None else f"{100 * p['attainment']:.0f}%"
         t.add_row(p["name"], "-" if p["ttft_ms"] is None else f"{p['ttft_ms']['p90']:,.0f}",
                   "-" if p["tpot_ms"] is None else f"{p['tpot_ms']['p90']:,.1f}", met)
-    console.print(t)
-    console.print(f"{100 * rep['attainment']:.1f} % of requests meet the plan's SLOs (TTFT <= {doc.slo.ttft_ms:g} ms, "
-                  f"TPOT <= {doc.slo.tpot_ms:g} ms at p90); "
-                  + ("every pool at >= 90 %" if rep["ok"] else "short: " + "; ".join(rep["short"][:3])),
-                  highlight=False)
+    show(t)
+    say(f"{100 * rep['attainment']:.1f} % of requests meet the plan's SLOs (TTFT <= {doc.slo.ttft_ms:g} ms, "
+        f"TPOT <= {doc.slo.tpot_ms:g} ms at p90); "
+        + ("every pool at >= 90 %" if rep["ok"] else "short: " + "; ".join(rep["short"][:3])))
 
 
 __all__ = ["estimate_serve", "serve", "simulate_cmd"]
@@ -260,16 +275,16 @@ def _ms(text: str, flag: str) -> float:
 
 def _with_power(out: dict[str, Any], power: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A ``planner serve --json`` object with each answer's power keys added (none removed or renamed)."""
-    for choice, keys in power.items():
-        if isinstance(out.get(choice), dict):
-            out[choice].update(keys)
+    for answer, keys in power.items():
+        if isinstance(out.get(answer), dict):
+            out[answer].update(keys)
     return out
 
 
 def _trace_rate(path: Path) -> tuple[float, float, float, int]:
     """(requests/s, mean prompt tokens, mean output tokens, the longest request's prompt + output tokens) of a
-    request trace (read by :func:`planner.simulate.trace_requests`)."""
-    from planner.simulate import trace_requests
+    request trace (read by :func:`planner.simulation.trace_requests`)."""
+    from planner.simulation import trace_requests
 
     reqs = trace_requests(path)
     span = reqs[-1].arrival - reqs[0].arrival
@@ -279,38 +294,45 @@ def _trace_rate(path: Path) -> tuple[float, float, float, int]:
             max(r.isl + r.osl for r in reqs))
 
 
+@tabular("plans", "pareto")
 def serve(
     ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
     gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
     gpus: int = typer.Option(..., "--gpus", "-n", min=1, max=MAX_GPUS, help="GPUs available."),
-    isl: Optional[int] = typer.Option(None, "--isl", min=1, max=MAX_REQUEST_TOKENS, help="Prompt tokens per request "
-                                      "[default: the trace's mean]."),
-    osl: Optional[int] = typer.Option(None, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens per request "
-                                      "[default: the trace's mean]."),
-    ttft: str = typer.Option(..., "--ttft", help="TTFT SLO, e.g. 300ms."),
-    tpot: str = typer.Option(..., "--tpot", help="TPOT SLO, e.g. 20ms."),
+    isl: Optional[int] = typer.Option(None, "--isl", min=1, max=MAX_REQUEST_TOKENS, help="Prompt tokens per "
+                                      "request.", show_default="the trace's mean"),
+    osl: Optional[int] = typer.Option(None, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens per "
+                                      "request.", show_default="the trace's mean"),
+    ttft: str = typer.Option(..., "--ttft", help="TTFT SLO: a time (300ms, 0.3s; a bare number is ms)."),
+    tpot: str = typer.Option(..., "--tpot", help="TPOT SLO: a time (20ms, 0.02s; a bare number is ms)."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Requests per second to serve (sizes the replicas)."),
     trace: Optional[Path] = typer.Option(None, "--trace", help="A request trace (arrived_at, num_prefill_tokens, "
                                          "num_decode_tokens): its mean rate and lengths."),
-    objective: str = typer.Option("throughput", "--objective", help="throughput (tokens/s per GPU) or cost."),
-    disagg: str = typer.Option("auto", "--disagg", help="auto, on (only disaggregated) or off."),
-    backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
+    objective: ServeObjective = typer.Option(ServeObjective("throughput"), "--objective", case_sensitive=False,
+                                             help="throughput: the most tokens/s per GPU; cost: the fewest dollars "
+                                             "per token."),
+    disagg: Disagg = typer.Option(Disagg("auto"), "--disagg", case_sensitive=False, help="Disaggregated prefill / "
+                                  "decode: auto (both kinds of plan), on (only disaggregated) or off."),
+    backend: Backend = typer.Option(Backend("trtllm"), "--backend", case_sensitive=False, help=_BACKEND_HELP),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the throughput-vs-speed front of the layouts to this file (.png or .svg; "
+                                        "needs planner[plot])."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report "
+                                          "(tables and plots) to this file (.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-    export_to: Optional[str] = typer.Option(None, "--export", help="Print the best plan as vllm, sglang or trtllm "
-                                            "launch commands, or a k8s manifest."),
+    export_to: Optional[ServeTarget] = typer.Option(None, "--export", case_sensitive=False, help="Print the best "
+                                                    "plan as launch commands of an engine, or a k8s manifest."),
     timings: bool = typer.Option(False, "--timings", help="With --json: include the search's wall-clock time "
                                  "(left out by default so the same input gives the same bytes)."),
 ) -> None:
     """The best aggregated and disaggregated serving plans under TTFT / TPOT SLOs."""
     refuse_unused(ctx, "without --json", *(() if as_json else ("timings",)))
+    check_artifacts(plot, report, {"--trace": trace})
+    objective_name, disagg_name, backend_name = objective.value, disagg.value, backend.value
+    target = export_to.value if export_to is not None else None
     if rate is not None:
         check_number(rate, "--rate (requests/s)", hi=MAX_RATE)
     longest: int | None = None  # a trace's longest request (prompt + output): what max-model-len must hold
-    if objective not in ("throughput", "cost") or disagg not in ("auto", "on", "off"):
-        fail("--objective takes throughput or cost; --disagg takes auto, on or off")
-    if backend not in ("trtllm", "vllm", "sglang"):
-        fail(f"unknown backend {backend!r}; choose trtllm, vllm or sglang")
     if trace is not None:
         if rate is not None:
             fail("give --rate or --trace, not both")
@@ -321,16 +343,18 @@ def serve(
         fail("give --isl and --osl (or a --trace)")
     m, s = planner.get_model(model), planner.get_system(gpu)
     # every answer comes back with its plan document, checked by the gate (res.plan_documents / plan_document)
-    res = planner.search_serve(m, s, gpus, isl, osl, _ms(ttft, "--ttft"), _ms(tpot, "--tpot"), rate=rate,
-                               max_request_tokens=longest, source="trace" if trace is not None else "flags",
-                               backend=backend, disagg=disagg, objective=objective)
+    with Activity(as_json or target is not None, "searching serving plans"):
+        res = planner.search_serve(m, s, gpus, isl, osl, _ms(ttft, "--ttft"), _ms(tpot, "--tpot"), rate=rate,
+                                   max_request_tokens=longest, source="trace" if trace is not None else "flags",
+                                   backend=backend_name, disagg=disagg_name, objective=objective_name)
     power = _deployment_power(res, s, rate, osl)
-    if export_to is not None:
+    write_artifacts(res, plot, report, quiet=as_json or target is not None, title=f"{m.name} on up to {gpus} x {s.name}")
+    if target is not None:
         from planner.export.serving import export_serving
 
-        text = export_serving(res.plan_document, export_to)
+        text = export_serving(res.plan_document, target)
         if as_json:
-            print_json({**_with_power(res.model_dump(mode="json"), power), "export": {"target": export_to,
+            print_json({**_with_power(res.model_dump(mode="json"), power), "export": {"target": target,
                                                                                        "text": text}},
                        timings=timings)
         else:
@@ -339,11 +363,18 @@ def serve(
     if as_json:
         print_json(_with_power(res.model_dump(mode="json"), power), timings=timings)
         return
-    console.print(f"[bold]{m.name}[/bold] on up to [bold]{gpus} x {s.name}[/bold] ({backend}); isl {isl}, osl {osl}; "
-                  f"SLO TTFT <= {ttft}, TPOT <= {tpot}; "
-                  + (f"sized for {rate:.3g} requests/s" + (" (the trace's mean rate)" if trace is not None else "")
-                     if rate is not None else "no --rate: as many replicas as --gpus holds"), highlight=False)
-    t = table("Best plans", "", "aggregated", "disaggregated")
+    _render_serve(res, m, s, gpus, isl, osl, ttft, tpot, rate, trace, backend_name, power)
+
+
+def _render_serve(res: Any, m: planner.ModelSpec, s: planner.System, gpus: int, isl: int, osl: int, ttft: str,
+                  tpot: str, rate: float | None, trace: Optional[Path], backend: str,
+                  power: dict[str, dict[str, Any]]) -> None:
+    say(f"[bold]{m.name}[/bold] on up to [bold]{gpus} x {s.name}[/bold] ({backend}); isl {isl}, osl {osl}; "
+        f"SLO TTFT <= {ttft}, TPOT <= {tpot}; "
+        + (f"sized for {rate:.3g} requests/s" + (" (the trace's mean rate)" if trace is not None else "")
+           if rate is not None else "no --rate: as many replicas as --gpus holds"))
+    say()
+    t = table("Best plans", "metric", "aggregated", "disaggregated", key="plans")
     a, d = res.aggregated, res.disaggregated
 
     def cell(v: Any) -> str:
@@ -351,8 +382,10 @@ def serve(
 
     ae = a.estimate if a else None
     t.add_row("worker layout", cell(ae and f"tp {ae.plan.tp} dp {ae.plan.dp} {ae.plan.precision}"),
-              cell(d and f"prefill tp {d.prefill_plan.tp} dp {d.prefill_plan.dp} x {d.prefill_workers}, "
-                         f"decode tp {d.decode.plan.tp} dp {d.decode.plan.dp} x {d.decode_workers}"))
+              cell(d and f"decode tp {d.decode.plan.tp} dp {d.decode.plan.dp} {d.decode.plan.precision}"))
+    t.add_row("workers per replica", cell(a and 1), cell(d and f"{d.prefill_workers} prefill + {d.decode_workers} "
+                                                              f"decode"))
+    t.add_row("prefill worker layout", "-", cell(d and f"tp {d.prefill_plan.tp} dp {d.prefill_plan.dp}"))
     t.add_row("concurrency per worker", cell(ae and ae.concurrency), cell(d and d.decode.concurrency))
     t.add_row("TTFT ms", cell(ae and f"{ae.ttft_ms:.0f}"), cell(d and f"{d.ttft_ms:.0f}"))
     t.add_row("TPOT ms", cell(ae and f"{ae.tpot_ms:.1f}"), cell(d and f"{d.tpot_ms:.1f}"))
@@ -368,49 +401,59 @@ def serve(
     t.add_row("Wh per million tokens", *(cell(c in power and power[c]["energy_wh_per_million_tokens"] is not None
                                               and f"{power[c]['energy_wh_per_million_tokens']:,.1f}")
                                          for c in ("aggregated", "disaggregated")))
-    console.print(t)
-    console.print(f"best: [bold]{res.best}[/bold]", highlight=False)
+    show(t)
+    say(f"best: [bold]{res.best}[/bold]")
+    say()
     if res.pareto:
-        f = table("Pareto front: throughput per GPU vs speed per user (aggregated)", "layout", "concurrency",
-                   "tokens/s/GPU", "tokens/s/user", right=("concurrency", "tokens/s/GPU", "tokens/s/user"))
+        f = table("Pareto front, aggregated: tokens/s per GPU vs per user", "layout", "concurrency",
+                  "tokens/s/GPU", "tokens/s/user", right=("concurrency", "tokens/s/GPU", "tokens/s/user"), key="pareto")
         for e in res.pareto[:10]:
             f.add_row(f"tp {e.plan.tp} dp {e.plan.dp} {e.plan.precision}", str(e.concurrency),
                       f"{e.tokens_per_s_per_gpu:,.0f}", f"{e.tokens_per_s_per_user:,.0f}")
-        console.print(f)
-    console.print(f"[dim]{res.layouts} worker layouts, {res.estimates} estimates, {res.elapsed_s:.2f} s[/dim]",
-                  highlight=False)
+        show(f)
+    say(f"[dim]{res.layouts} worker layouts, {res.estimates} estimates, {res.elapsed_s:.2f} s[/dim]")
 
 
+@tabular("latency", "pools")
 def simulate_cmd(
     ctx: typer.Context,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Built-in name, Hugging Face id, or config.json."),
     gpu: Optional[str] = typer.Option(None, "--gpu", "-g", help="Built-in system name / alias, or a hardware YAML."),
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="Instead of one worker: a fleet plan (planner mix "
                                              "--json) simulated whole, its pools behind --router."),
-    router: str = typer.Option("bucket", "--router", help="With --plan: bucket (the plan's split by request "
-                               "length), round-robin or least-outstanding."),
+    router: Router = typer.Option(Router("bucket"), "--router", case_sensitive=False, help="With --plan: bucket "
+                                  "(the plan's split by request length), round-robin or least-outstanding."),
     tp: int = typer.Option(1, "--tp", min=1, max=MAX_GPUS, help="Attention tensor parallel size."),
     dp: int = typer.Option(1, "--dp", min=1, max=MAX_GPUS, help="Attention data parallel size."),
     ep: Optional[int] = typer.Option(None, "--ep", min=1, max=MAX_GPUS, help="Expert parallel size."),
-    precision: str = typer.Option("bf16", "--precision", help="bf16, fp16, fp8, int4 or fp4."),
-    backend: str = typer.Option("trtllm", "--backend", help="trtllm, vllm or sglang."),
+    precision: Precision = typer.Option(Precision("bf16"), "--precision", case_sensitive=False, help=_PRECISION_HELP),
+    backend: Backend = typer.Option(Backend("trtllm"), "--backend", case_sensitive=False, help=_BACKEND_HELP),
     trace: Optional[Path] = typer.Option(None, "--trace", help="Request trace CSV (arrived_at, num_prefill_tokens, "
                                          "num_decode_tokens)."),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Poisson arrivals at this many requests/s instead."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Poisson arrivals at this many requests per second "
+                                         "instead."),
     isl: int = typer.Option(1024, "--isl", min=1, max=MAX_REQUEST_TOKENS, help="Prompt tokens (Poisson mode)."),
     osl: int = typer.Option(256, "--osl", min=1, max=MAX_REQUEST_TOKENS, help="Output tokens (Poisson mode)."),
     requests: int = typer.Option(2000, "--requests", min=1, max=MAX_REQUESTS, help="Requests simulated (the first "
                                  "ones of a trace)."),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the Poisson arrivals."),
-    ttft: str = typer.Option("1s", "--ttft", help="TTFT SLO."),
-    tpot: str = typer.Option("100ms", "--tpot", help="TPOT SLO."),
-    percentile: float = typer.Option(90.0, "--percentile", help="Goodput: the attainment required, in %."),
+    ttft: str = typer.Option("1s", "--ttft", help="TTFT SLO: a time (300ms, 0.3s; a bare number is ms)."),
+    tpot: str = typer.Option("100ms", "--tpot", help="TPOT SLO: a time (a bare number is ms)."),
+    percentile: float = typer.Option(90.0, "--percentile", help="Goodput: the share of requests that must meet "
+                                     "both SLOs, in %."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the TTFT and TPOT distributions to this file (.png or .svg; "
+                                        "needs planner[plot])."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report "
+                                          "(tables and plots) to this file (.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Simulate one serving worker (or with --plan a whole fleet) on a trace or Poisson arrivals."""
-    from planner.simulate import goodput, poisson_requests, simulate, trace_requests
+    from planner.simulation import goodput, poisson_requests, simulate, trace_requests
 
+    precision, backend, router = precision.value, backend.value, router.value
+    check_artifacts(plot, report, {"--trace": trace, "--plan": plan_file})
     if plan_file is not None:
+        refuse_unused(ctx, "with --plan (planner mix --json has the fleet's own plot and report)", "plot", "report")
         refuse_unused(ctx, "with --plan (the plan gives the model, GPUs, layouts and SLOs)", "model", "gpu", "tp", "dp",
                       "ep", "precision", "backend", "isl", "osl", "ttft", "tpot", "percentile", "rate")
         _simulate_fleet(plan_file, trace, router, requests, seed, as_json)
@@ -430,16 +473,20 @@ def simulate_cmd(
     m, s = planner.get_model(model), planner.get_system(gpu)  # type: ignore[arg-type]
     plan = ServingPlan(tp=tp, dp=dp, ep=ep, precision=precision, backend=backend)  # type: ignore[arg-type]
     reqs = trace_requests(trace, requests) if trace is not None else poisson_requests(rate, requests, isl, osl, seed)  # type: ignore[arg-type]
-    res = simulate(m, s, plan, reqs, t_ms, p_ms)
-    good = goodput(m, s, plan, reqs, t_ms, p_ms, percentile)
+    with Activity(as_json, f"simulating {len(reqs):,} requests, then the goodput walk over rates"):
+        res = simulate(m, s, plan, reqs, t_ms, p_ms, per_request=plot is not None or report is not None)
+        good = goodput(m, s, plan, reqs, t_ms, p_ms, percentile)
+    write_artifacts(res, plot, report, quiet=as_json, title=f"{m.name} on {plan.gpus} x {s.name}: simulation",
+                    ttft_slo_ms=t_ms, tpot_slo_ms=p_ms)
     if as_json:
         print_json({"simulation": res.model_dump(mode="json"), "goodput": good.model_dump(mode="json")})
         return
     t = table(f"{m.name} on {plan.gpus} x {s.name} ({backend}, {precision}): {res.requests} requests at "
-               f"{res.rate:.2f}/s", "metric", "p50", "p90", "p99", "mean", right=("p50", "p90", "p99", "mean"))
+              f"{res.rate:.2f}/s", "metric", "p50", "p90", "p99", "mean", right=("p50", "p90", "p99", "mean"),
+              key="latency")
     for name, d in (("TTFT ms", res.ttft_ms), ("TPOT ms", res.tpot_ms)):
         t.add_row(name, *(f"{d[k]:,.1f}" for k in ("p50", "p90", "p99", "mean")))
-    console.print(t)
-    console.print(f"SLO attainment (TTFT <= {ttft}, TPOT <= {tpot}): {100 * res.attainment:.1f} %; output "
-                  f"{res.throughput_tokens_per_s:,.0f} tokens/s; goodput at p{percentile:g}: "
-                  f"{good.goodput_rps:.2f} requests/s", highlight=False)
+    show(t)
+    say(f"SLO attainment (TTFT <= {ttft}, TPOT <= {tpot}): {100 * res.attainment:.1f} %; output "
+        f"{res.throughput_tokens_per_s:,.0f} tokens/s; goodput at p{percentile:g}: "
+        f"{good.goodput_rps:.2f} requests/s")

@@ -20,9 +20,9 @@ from planner import TrainingPlan
 from planner.export import EXPORTERS, export
 from planner.search.train_fleet import MAX_GPU_TYPES, FleetTrainResult, search_training_fleet
 from planner.search.training import TrainSearchResult
-from planner.specs.units import parse_seconds
 
-from .render import LazyProgress, console, duration, fail, gb, print_json, refuse_unused, table
+from .render import (LazyProgress, check_artifacts, choice, duration, fail, gb, given, parse_amount, parse_time,
+                     print_json, refuse_unused, say, show, si, table, tabular, write_artifacts)
 from planner.cost.power import energy_mwh
 from planner.cost.training_plan import training_warnings
 from planner.limits import (MAX_BATCH, MAX_DEADLINE_S, MAX_GPUS, MAX_LAYERS, MAX_POSITIONS, MAX_TOKENS, MAX_TOP,
@@ -93,12 +93,11 @@ def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | N
     degrees = f"tp {p.tp} x pp {p.pp} x cp {p.cp} x dp {p.dp}" + (f", vpp {p.vpp}" if p.vpp > 1 else "")
     if p.ep > 1:
         degrees += f", ep {p.ep}, expert tp {p.expert_tp}"
-    console.print(f"[bold]{est.model}[/bold] on [bold]{est.num_gpus} x {est.gpu}[/bold]: {degrees}; "
-                  f"micro-batch {p.micro_batch}, global batch {p.global_batch} ({p.num_microbatches} micro-batches), "
-                  f"seq {p.seq_len}, {p.dtype}, recompute {p.recompute}, sp {'on' if p.sp else 'off'}, ZeRO {p.zero}",
-                  highlight=False)
-
-    s = table("Summary", "metric", "value", right=("value",))
+    say(f"[bold]{est.model}[/bold] on [bold]{est.num_gpus} x {est.gpu}[/bold]: {degrees}; "
+        f"micro-batch {p.micro_batch}, global batch {p.global_batch} ({p.num_microbatches} micro-batches), "
+        f"seq {p.seq_len}, {p.dtype}, recompute {p.recompute}, sp {'on' if p.sp else 'off'}, ZeRO {p.zero}")
+    say()
+    s = table("Summary", "metric", "value", right=("value",), key="summary")
     s.add_row("step time", f"{est.step_time_s:.3f} s")
     s.add_row("tokens / s", f"{est.tokens_per_s:,.0f}")
     s.add_row("MFU (model FLOPs, PaLM / Llama 3)", f"{100 * est.mfu:.1f} %")
@@ -109,16 +108,17 @@ def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | N
     mem = est.memory
     fits = "[green]yes[/green]" if est.fits else "[red]NO[/red]"
     s.add_row("fits in memory", f"{fits} ({gb(mem.peak_bytes)} of {gb(mem.capacity_bytes)} GB)")
-    s.add_row(f"time to train {tokens:.3g} tokens", duration(est.time_to_train_s(tokens)))
+    s.add_row(f"time to train {si(tokens)} tokens", duration(est.time_to_train_s(tokens)))
     if price is not None:
-        s.add_row(f"cost to train {tokens:.3g} tokens", f"${est.cost_to_train_usd(tokens, price):,.0f} "
+        s.add_row(f"cost to train {si(tokens)} tokens", f"${est.cost_to_train_usd(tokens, price):,.0f} "
                                                         f"(at ${price:.2f}/GPU-h)")
     else:
-        s.add_row(f"cost to train {tokens:.3g} tokens", "- (no price in the GPU spec)")
+        s.add_row(f"cost to train {si(tokens)} tokens", "- (no price in the GPU spec)")
     _power_rows(s, est, tokens, tdp_w)
-    console.print(s)
+    show(s)
 
-    m = table("Memory per GPU (most loaded stage)", "kind", "GB", "% of capacity", right=("GB", "% of capacity"))
+    m = table("Memory per GPU (most loaded stage)", "kind", "GB", "% of capacity", right=("GB", "% of capacity"),
+              key="memory")
     for label, v in (("weights", mem.weights_bytes), ("gradients", mem.gradients_bytes),
                      ("optimizer", mem.optimizer_bytes), ("activations", mem.activations_bytes),
                      ("other (runtime, logits, buffers)", mem.other_bytes)):
@@ -127,9 +127,9 @@ def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | N
     m.add_row("[bold]peak[/bold]", gb(mem.peak_bytes), f"{100 * mem.peak_bytes / mem.capacity_bytes:.1f}")
     m.add_row("capacity", gb(mem.capacity_bytes), "100.0")
     m.add_row("headroom", gb(mem.headroom_bytes), f"{100 * mem.headroom_bytes / mem.capacity_bytes:.1f}")
-    console.print(m)
+    show(m)
 
-    b = table("Step breakdown", "component", "seconds", "% of step", right=("seconds", "% of step"))
+    b = table("Step breakdown", "component", "seconds", "% of step", right=("seconds", "% of step"), key="breakdown")
     step = est.step_time_s
     notes = {k: v for k, v in est.breakdown.items() if k.endswith("_total")}
     for k, v in est.breakdown.items():
@@ -139,10 +139,11 @@ def _render_train(est: planner.TrainingEstimate, tokens: float, price: float | N
     b.add_row("[bold]step[/bold]", f"{step:.3f}", "100.0")
     for k, v in notes.items():
         b.add_row(f"[dim]{k} (before overlap)[/dim]", f"[dim]{v:.3f}[/dim]", "")
-    console.print(b)
-    console.print("[dim]assumptions: " + "; ".join(est.assumptions) + "[/dim]", highlight=False)
+    show(b)
+    say("[dim]assumptions: " + "; ".join(est.assumptions) + "[/dim]")
 
 
+@tabular("summary", "memory", "breakdown")
 def estimate_train(
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or path to a config.json."),
     gpu: str = typer.Option(..., "--gpu", "-g", help="Built-in system name / alias, or path to a hardware YAML."),
@@ -153,8 +154,8 @@ def estimate_train(
                             "chunks) per rank."),
     cp: int = typer.Option(_default("cp"), "--cp", min=1, max=MAX_GPUS, help="Context parallel size."),
     ep: int = typer.Option(_default("ep"), "--ep", min=1, max=MAX_GPUS, help="Expert parallel size."),
-    etp: Optional[int] = typer.Option(None, "--etp", min=1, max=MAX_GPUS, help="Expert tensor parallel size "
-                                      "[default: tp if ep is 1, else 1]."),
+    etp: Optional[int] = typer.Option(None, "--etp", min=1, max=MAX_GPUS, help="Expert tensor parallel size.",
+                                      show_default="tp if ep is 1, else 1"),
     mbs: int = typer.Option(_default("micro_batch"), "--mbs", min=1, max=MAX_BATCH, help="Micro-batch size "
                             "(sequences)."),
     gbs: int = typer.Option(..., "--gbs", min=1, max=MAX_BATCH, help="Global batch size (sequences per step)."),
@@ -186,15 +187,21 @@ def estimate_train(
                                              "DeepSpeed 2021)."),
     layers_per_chunk: Optional[str] = typer.Option(None, "--layers-per-chunk", help="Layers of each model chunk "
                                                    "in order, pp x vpp numbers summing to the model's layers, e.g. "
-                                                   "10,12,12,10 [default: as even as possible]."),
+                                                   "10,12,12,10.", show_default="as even as possible"),
     recompute_per_stage: Optional[str] = typer.Option(None, "--recompute-per-stage", help="With --recompute "
                                                       "full: layers recomputed in each pipeline stage, pp numbers, "
-                                                      "e.g. 3,2,0,0 [default: all]."),
-    tokens: float = typer.Option(1e12, "--tokens", help="Training tokens for time and cost to train."),
+                                                      "e.g. 3,2,0,0.", show_default="all"),
+    tokens: str = typer.Option("1T", "--tokens", help="Tokens to train, for the time and cost to train (e.g. 15T, "
+                               "2.5e12; k, M, B, T = 1e3 ... 1e12)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the memory per pipeline stage to this file (.png or .svg; "
+                                        "needs planner[plot])."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report "
+                                          "(tables and plots) to this file (.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
 ) -> None:
     """Estimate step time, MFU, memory and cost of one training plan (Megatron-LM semantics)."""
-    check_number(tokens, "--tokens", hi=MAX_TOKENS)
+    check_artifacts(plot, report)
+    n_tokens = parse_amount(tokens, "--tokens", MAX_TOKENS)
     extra: dict[str, Any] = {}
     if layers_per_chunk is not None:
         extra["layers_per_chunk"] = _int_list(layers_per_chunk, "--layers-per-chunk", hi=MAX_LAYERS)
@@ -207,57 +214,42 @@ def estimate_train(
         grad_reduce_in_fp32=grad_reduce_in_fp32,
         zero3_gather=zero3_gather.value, **extra,
     )
-    acc = planner.get_system(gpu).accelerator
+    system = planner.get_system(gpu)
+    acc = system.accelerator
     price = acc.price_per_hour_usd
-    warnings = training_warnings(est, tokens)
+    warnings = training_warnings(est, n_tokens)
+    if plot is not None or report is not None:
+        from planner.cost.training import stage_memory
+
+        write_artifacts(est, plot, report, quiet=as_json, title=f"{est.model} on {est.num_gpus} x {est.gpu}",
+                        stages=stage_memory(planner.get_model(model), system, est.plan))
     if as_json:
         from planner.api import training_plan_document
 
         # the plan as a document (after the gate) that `planner check` / `planner export` read; null if it does not fit
-        print_json({**_train_json(est, tokens, price, acc.tdp_w), "warnings": warnings,
+        print_json({**_train_json(est, n_tokens, price, acc.tdp_w), "warnings": warnings,
                     "plan_document": training_plan_document(est, model, gpu)})
     else:
-        _render_train(est, tokens, price, acc.tdp_w)
+        _render_train(est, n_tokens, price, acc.tdp_w)
         _warn(warnings)
 
 
 
-Objective = Enum("Objective", {v: v for v in ("time", "cost", "deadline")}, type=str)  # type: ignore[misc]
-Target = Enum("Target", {v: v for v in EXPORTERS}, type=str)  # type: ignore[misc]
+Objective = choice("Objective", ("time", "cost", "deadline"))
+Target = choice("Target", tuple(EXPORTERS))
+SearchDtype = choice("SearchDtype", ("bf16", "fp8", "auto"))
 
 
 def _parse_amount(text: str | None, what: str, hi: float = MAX_USD) -> float | None:
-    """``2.5e6``, ``2.5M``, ``$300k``, ``1T`` -> a positive finite number of at most ``hi``."""
-    if text is None:
-        return None
-    s = text.strip().lstrip("$").replace(",", "").replace("_", "")
-    scale = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-    mult = scale.get(s[-1:], 1.0)
-    if s[-1:] in scale:
-        s = s[:-1]
-    try:
-        v = float(s) * mult
-    except ValueError:
-        raise ValueError(f"cannot read {text!r} as {what} (e.g. 1e12, 15T, 2.5M)") from None
-    if not math.isfinite(v) or v <= 0:  # NaN, inf and 1e400 (inf once read) included
-        raise ValueError(f"{what} must be a positive finite number, got {text!r}")
-    if v > hi:
-        raise ValueError(f"{what} must be at most {hi:,.6g}, got {text!r}")
-    return v
+    """``2.5e6``, ``2.5M``, ``$300k``, ``1T`` -> a positive finite number of at most ``hi``
+    (:func:`.render.parse_amount`); None stays None."""
+    return None if text is None else parse_amount(text, what, hi)
 
 
 def _deadline(text: str | None) -> float | None:
-    """``30d``, ``720h`` -> seconds, positive, finite and at most a century."""
-    if text is None:
-        return None
-    try:
-        v = parse_seconds(text)
-    except (ValueError, OverflowError):
-        raise ValueError(f"cannot read --deadline {text[:80]!r} as a time (e.g. 30d, 720h)") from None
-    if not 0 < v <= MAX_DEADLINE_S:  # NaN fails too
-        raise ValueError(f"--deadline must be a positive time of at most {MAX_DEADLINE_S / 86400 / 365:g} years, "
-                         f"got {text[:80]!r}")
-    return v
+    """``30d``, ``720h`` -> seconds, positive, finite and at most a century; a bare number is refused (its unit
+    is not obvious)."""
+    return None if text is None else parse_time(text, "--deadline", MAX_DEADLINE_S)
 
 
 def _degrees(p: planner.TrainingPlan) -> str:
@@ -316,7 +308,7 @@ def _batch_tokens(text: str) -> int:
 def _power_rows(t: Any, est: planner.TrainingEstimate, tokens: float, tdp_w: float) -> None:
     """The power (GPUs x TDP) and energy-to-train rows of a summary table."""
     t.add_row("power (GPUs x TDP)", f"{_sig(_power_w(est, tdp_w) / 1e3)} kW ({est.num_gpus:,} x {tdp_w:,.0f} W)")
-    t.add_row(f"energy to train {tokens:.3g} tokens", f"{_sig(_energy_mwh(est, tokens, tdp_w))} MWh")
+    t.add_row(f"energy to train {si(tokens)} tokens", f"{_sig(_energy_mwh(est, tokens, tdp_w))} MWh")
 
 
 def _sig(x: float) -> str:
@@ -335,65 +327,86 @@ def _best_json(est: planner.TrainingEstimate, doc: dict[str, Any], tokens: float
     return out
 
 
+def _short_layout(p: planner.TrainingPlan) -> str:
+    """A table's layout: ``tp8 pp16/4 dp128`` with the degrees of 1 left out (dp always shown)."""
+    parts = [f"tp{p.tp}" if p.tp > 1 else "", f"pp{p.pp}" + (f"/{p.vpp}" if p.vpp > 1 else "") if p.pp > 1 else "",
+             f"cp{p.cp}" if p.cp > 1 else "", f"ep{p.ep}" if p.ep > 1 else "",
+             f"etp{p.expert_tp}" if p.ep > 1 and p.expert_tp > 1 else "", f"dp{p.dp}"]
+    return " ".join(x for x in parts if x)
+
+
+def _short_recompute(p: planner.TrainingPlan) -> str:
+    """``none``, ``sel`` (selective), ``full`` or ``full:N`` (N layers recomputed over the stages)."""
+    return "sel" if p.recompute == "selective" else _recompute_label(p)
+
+
+def _step(seconds: float) -> str:
+    """A step time in at most 6 characters: ``2.904``, ``11.62``, ``108.7``."""
+    return f"{seconds:.3f}" if seconds < 10 else f"{seconds:.2f}" if seconds < 100 else f"{seconds:.1f}"
+
+
 def _render(res: TrainSearchResult, model: planner.ModelSpec, tokens: float, tdp_w: float) -> None:
     best = res.best
     price = res.price_per_gpu_hour
-    console.print(f"[bold]{model.name}[/bold] on [bold]{best.num_gpus} x {best.gpu}[/bold], objective "
-                  f"[bold]{res.objective}[/bold]: best plan {_degrees(best.plan)}, micro-batch {best.plan.micro_batch}, "
-                  f"recompute {_recompute_label(best.plan)}, ZeRO {best.plan.zero}, {best.plan.dtype}", highlight=False)
-    s = table("Best plan", "metric", "value", right=("value",))
+    say(f"[bold]{model.name}[/bold] on [bold]{best.num_gpus} x {best.gpu}[/bold], objective "
+        f"[bold]{res.objective}[/bold]: best plan {_degrees(best.plan)}, micro-batch {best.plan.micro_batch}, "
+        f"recompute {_recompute_label(best.plan)}, ZeRO {best.plan.zero}, {best.plan.dtype}")
+    say()
+    s = table("Best plan", "metric", "value", right=("value",), key="best")
     s.add_row("step time", f"{best.step_time_s:.3f} s")
     s.add_row("tokens / s", f"{best.tokens_per_s:,.0f}")
     s.add_row("MFU (model FLOPs, PaLM / Llama 3)", f"{100 * best.mfu:.1f} %")
     s.add_row("hardware TFLOP/s per GPU (incl. recompute)", f"{best.hardware_tflops_per_gpu:.1f}")
     s.add_row("memory", f"{gb(best.memory.peak_bytes)} of {gb(best.memory.capacity_bytes)} GB per GPU")
-    s.add_row(f"time to train {tokens:.3g} tokens", duration(tokens / best.tokens_per_s))
+    s.add_row(f"time to train {si(tokens)} tokens", duration(tokens / best.tokens_per_s))
     cpm = res.cost_per_million_tokens(best)
     if cpm is not None:
         s.add_row("cost per million tokens", f"${cpm:,.3f} (at ${price:.2f}/GPU-h)")
-        s.add_row(f"cost to train {tokens:.3g} tokens", f"${cpm * tokens / 1e6:,.0f}")
+        s.add_row(f"cost to train {si(tokens)} tokens", f"${cpm * tokens / 1e6:,.0f}")
     _power_rows(s, best, tokens, tdp_w)
     if best.plan.layers_per_chunk is not None:
         s.add_row("layers per chunk", ",".join(map(str, best.plan.layers_per_chunk)))
     if best.plan.recompute_per_stage is not None:
         s.add_row("recomputed layers per stage", ",".join(map(str, best.plan.recompute_per_stage)))
-    console.print(s)
+    show(s)
 
     plans = [best] + res.alternatives
     many_counts = len({e.num_gpus for e in plans}) > 1
     many_dtypes = len({e.plan.dtype for e in plans}) > 1
-    cols = ["#"] + (["GPUs"] if many_counts else []) + ["layout", "mbs", "recompute", "ZeRO"] + (
+    cols = ["#"] + (["GPUs"] if many_counts else []) + ["layout", "mbs", "recomp", "ZeRO"] + (
         ["dtype"] if many_dtypes else []) + ["step s", "MFU %", "free GB", "$/M tok"]
-    t = table(f"Top {len(plans)} plans", *cols, right=("#", "GPUs", "mbs", "ZeRO", "step s", "MFU %", "free GB",
-                                                         "$/M tok"))
+    t = table(f"Top {len(plans)} plans (free GB: memory left per GPU; $/M tok: dollars per million tokens)", *cols,
+              right=("#", "GPUs", "mbs", "ZeRO", "step s", "MFU %", "free GB", "$/M tok"), key="top")
     for i, e in enumerate(plans, start=1):
         p = e.plan
         c = res.cost_per_million_tokens(e)
-        row = [str(i)] + ([str(e.num_gpus)] if many_counts else []) + [
-            _layout(p), str(p.micro_batch), _recompute_label(p), str(p.zero)] + ([p.dtype] if many_dtypes else []) + [
-            f"{e.step_time_s:.3f}", f"{100 * e.mfu:.1f}", gb(e.memory.headroom_bytes), "-" if c is None else f"{c:.3f}"]
+        row = [str(i)] + ([f"{e.num_gpus:,}"] if many_counts else []) + [
+            _short_layout(p), str(p.micro_batch), _short_recompute(p), str(p.zero)] + (
+            [p.dtype] if many_dtypes else []) + [
+            _step(e.step_time_s), f"{100 * e.mfu:.1f}", gb(e.memory.headroom_bytes), "-" if c is None else f"{c:.3f}"]
         t.add_row(*row)
-    console.print(t)
+    show(t)
     if res.pareto:
-        f = table("Pareto front: time vs cost (best plan per GPU count)", "GPUs", "plan", "tokens/s",
-                   f"days for {tokens:.3g}", "$/M tok", right=("GPUs", "tokens/s", f"days for {tokens:.3g}", "$/M tok"))
+        f = table(f"Pareto front: time vs cost over GPU counts (days to train {si(tokens)} tokens)", "GPUs", "layout",
+                  "tokens/s", "days", "$/M tok", right=("GPUs", "tokens/s", "days", "$/M tok"), key="pareto")
         for e in res.pareto:
             c = res.cost_per_million_tokens(e)
-            f.add_row(str(e.num_gpus), _degrees(e.plan), f"{e.tokens_per_s:,.0f}", f"{tokens / e.tokens_per_s / 86400:,.1f}",
-                      "-" if c is None else f"{c:.3f}")
-        console.print(f)
+            f.add_row(f"{e.num_gpus:,}", _short_layout(e.plan), f"{e.tokens_per_s:,.0f}",
+                      f"{tokens / e.tokens_per_s / 86400:,.1f}", "-" if c is None else f"{c:.3f}")
+        show(f)
     if res.binding:
-        console.print("[bold]binding constraints[/bold]: " + "; ".join(res.binding), highlight=False)
+        say("[bold]binding constraints[/bold]: " + "; ".join(res.binding))
     if res.partition is not None:
         pi = res.partition
-        console.print(f"[bold]layer partition MILP[/bold]: {pi.status}, {pi.solve_time_s * 1e3:.0f} ms, pipeline "
-                      f"{pi.objective_s:.3f} s vs balanced bound {pi.bound_s:.3f} s (gap {100 * pi.gap:.1f} %), "
-                      f"{'kept' if pi.improved else 'no faster than the even split'}", highlight=False)
+        say(f"[bold]layer partition MILP[/bold]: {pi.status}, {pi.solve_time_s * 1e3:.0f} ms, pipeline "
+            f"{pi.objective_s:.3f} s vs balanced bound {pi.bound_s:.3f} s (gap {100 * pi.gap:.1f} %), "
+            f"{'kept' if pi.improved else 'no faster than the even split'}")
     pruned = ", ".join(f"{v} {k}" for k, v in sorted(res.pruned.items(), key=lambda kv: -kv[1]))
-    console.print(f"[dim]searched {res.shapes} layouts over {len(res.gpu_counts)} GPU count(s), estimated "
-                  f"{res.estimated} plans in {res.elapsed_s:.2f} s; pruned: {pruned}[/dim]", highlight=False)
+    say(f"[dim]searched {res.shapes} layouts over {len(res.gpu_counts)} GPU count(s), estimated "
+        f"{res.estimated} plans in {res.elapsed_s:.2f} s; pruned: {pruned}[/dim]")
 
 
+@tabular("top", "best", "pareto", "frontier")
 def train(
     ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Built-in name, Hugging Face id, or path to a config.json."),
@@ -406,35 +419,47 @@ def train(
                                       "step)."),
     batch_tokens: Optional[str] = typer.Option(None, "--batch-tokens", help="Global batch in tokens instead of "
                                                "--gbs (16M = 16 x 2^20); a multiple of --seq."),
-    objective: Optional[Objective] = typer.Option(None, "--objective", help="time: fastest at --gpus; cost: "
-                                                  "cheapest per token up to --gpus; deadline: fewest GPUs that train "
-                                                  "--tokens by --deadline [default: time; with several --gpu types: "
-                                                  "cost]. With several types it picks each type's plan; the "
-                                                  "cheapest to train of those wins."),
-    tokens: Optional[str] = typer.Option(None, "--tokens", help="Tokens to train (e.g. 15T) for time and cost to "
-                                         "train [default: 1T]."),
+    objective: Optional[Objective] = typer.Option(None, "--objective", case_sensitive=False,
+                                                  help="time: fastest at --gpus; cost: cheapest per token up to "
+                                                  "--gpus; deadline: fewest GPUs that train --tokens by --deadline. "
+                                                  "With several types it picks each type's plan; the cheapest to "
+                                                  "train of those wins.", show_default="time; with several --gpu "
+                                                  "types, cost"),
+    tokens: str = typer.Option("1T", "--tokens", help="Tokens to train, for the time and cost to train (e.g. 15T, "
+                               "2.5e12; k, M, B, T = 1e3 ... 1e12)."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Maximum cost to train --tokens, dollars (e.g. 2.5M)."),
-    deadline: Optional[str] = typer.Option(None, "--deadline", help="Maximum time to train --tokens (e.g. 30d, 720h)."),
+    deadline: Optional[str] = typer.Option(None, "--deadline", help="Maximum time to train --tokens, with its unit "
+                                           "(e.g. 60d, 720h, 2w)."),
     top: int = typer.Option(5, "--top", min=1, max=MAX_TOP, help="How many plans to list."),
-    dtype: str = typer.Option("bf16", "--dtype", help="bf16, fp8, or auto (bf16 and fp8 where the GPU has it)."),
+    dtype: SearchDtype = typer.Option(SearchDtype("bf16"), "--dtype", case_sensitive=False, help="Compute dtype; "
+                                      "auto: bf16, and fp8 where the GPU has FP8 tensor cores."),
     pareto: bool = typer.Option(False, "--pareto", help="Also show the time vs cost front over GPU counts."),
     max_memory: float = typer.Option(0.95, "--max-memory", help="Fraction of GPU memory a plan may use (the rest "
                                      "is left for allocator fragmentation and framework buffers the model does not "
                                      "count)."),
-    price: Optional[float] = typer.Option(None, "--price", help="Dollars per GPU-hour [default: the GPU spec's]; "
+    price: Optional[float] = typer.Option(None, "--price", show_default="the GPU spec's", help="Dollars per "
+                                          "GPU-hour; "
                                           "with several --gpu types, for every type."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Skip the layer-partition MILP."),
-    mbs: Optional[str] = typer.Option(None, "--mbs", help="Micro-batch sizes to try, e.g. 1,2 [default: 1,2,4,8,16]."),
+    mbs: Optional[str] = typer.Option(None, "--mbs", help="Micro-batch sizes to try (sequences), e.g. 1,2.",
+                                      show_default="1,2,4,8,16"),
     recompute: Optional[str] = typer.Option(None, "--recompute", help="Recomputation modes allowed, e.g. "
-                                            "selective,full [default: none,selective,full]."),
-    zero: Optional[str] = typer.Option(None, "--zero", help="ZeRO stages to try, e.g. 1 [default: 1,3]."),
+                                            "selective,full.", show_default="none,selective,full"),
+    zero: Optional[str] = typer.Option(None, "--zero", help="ZeRO stages to try, e.g. 1.", show_default="1,3"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the time-vs-cost front (or the several GPU types' frontier) to this file (.png or .svg; "
+                                        "needs planner[plot])."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report "
+                                          "(tables and plots) to this file (.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
-    export_to: Optional[Target] = typer.Option(None, "--export", help="Print the best plan as launcher input."),
+    export_to: Optional[Target] = typer.Option(None, "--export", case_sensitive=False,
+                                               help="Print the best plan as launcher input."),
     timings: bool = typer.Option(False, "--timings", help="With --json: include the search's and the MILP's "
                                  "wall-clock times (left out by default so the same input gives the same bytes)."),
 ) -> None:
     """Search the parallel plans of a training job and show the best ones."""
     refuse_unused(ctx, "without --json", *(() if as_json else ("timings",)))
+    check_artifacts(plot, report)
+    dtype_name: str = dtype.value
     check_number(max_memory, "--max-memory (a fraction of GPU memory)", hi=1.0)
     if price is not None:
         check_number(price, "--price (dollars per GPU-hour)", hi=MAX_USD)
@@ -454,7 +479,8 @@ def train(
         gbs = bt // seq
     if gbs <= 0 or seq <= 0 or gpus <= 0:
         fail("--gbs, --seq and --gpus must be positive")
-    n_tokens = _parse_amount(tokens, "--tokens", MAX_TOKENS) if tokens is not None else 1e12
+    n_tokens = parse_amount(tokens, "--tokens", MAX_TOKENS)
+    tokens_given = bool(given(ctx, "tokens"))
     options: dict[str, Any] = {}
     if mbs is not None:
         options["micro_batches"] = _int_list(mbs, "--mbs")
@@ -462,24 +488,27 @@ def train(
         options["recompute"] = tuple(x.strip() for x in recompute.split(",") if x.strip())
     if zero is not None:
         options["zero_stages"] = _int_list(zero, "--zero")
-    progress = LazyProgress(quiet=as_json or export_to is not None)
     budget_usd, deadline_s = _parse_amount(budget, "--budget"), _deadline(deadline)
+    progress = LazyProgress(quiet=as_json or export_to is not None, segments=len(types))
     if len(types) > 1:
         try:  # each type's search is planner.search_train's: its plans passed the gate
             fleet = search_training_fleet(
                 m, systems, gpus, seq, gbs, tokens=n_tokens, objective=(objective or Objective("cost")).value,
                 deadline_s=deadline_s, budget_usd=budget_usd, price_per_gpu_hour=price, top=top, pareto=pareto,
                 refine=not no_refine, max_memory_fraction=max_memory, progress=progress, search=planner.search_train,
-                dtypes="auto" if dtype == "auto" else (dtype,), **options)
+                dtypes="auto" if dtype_name == "auto" else (dtype_name,), **options)
         finally:
             progress.close()
         _answer_fleet(fleet, m, [x.name for x in systems], n_tokens, as_json, export_to, timings)
+        write_artifacts(fleet, plot, report, quiet=as_json or export_to is not None,
+                        title=f"{m.name}: training over {', '.join(x.name for x in systems)}")
         return
     try:
         res = planner.search_train(
             m, s, gpus, seq, gbs, objective=(objective or Objective("time")).value,
-            tokens=n_tokens if (tokens or budget or deadline) else None, budget_usd=budget_usd, deadline_s=deadline_s,
-            top=top, dtypes=_dtypes(dtype, s), pareto=pareto, refine=not no_refine, max_memory_fraction=max_memory,
+            tokens=n_tokens if (tokens_given or budget or deadline) else None, budget_usd=budget_usd,
+            deadline_s=deadline_s,
+            top=top, dtypes=_dtypes(dtype_name, s), pareto=pareto, refine=not no_refine, max_memory_fraction=max_memory,
             price_per_gpu_hour=price, progress=progress, **options,
         )
     finally:
@@ -487,6 +516,8 @@ def train(
     doc = res.plan_document  # the best plan's document, checked by the gate
     assert doc is not None
     warnings = training_warnings(res.best, n_tokens)  # the tokens shown (1T unless --tokens)
+    write_artifacts(res, plot, report, quiet=as_json or export_to is not None,
+                    title=f"{m.name} on up to {gpus} x {s.name}")
     if export_to is not None and not as_json:
         print(export(doc, export_to.value))
         _warn(warnings)
@@ -584,21 +615,23 @@ def _answer_fleet(fleet: FleetTrainResult, m: planner.ModelSpec, names: list[str
     within = ([f"{fleet.deadline_s / 86400:,.1f} days"] if fleet.deadline_s is not None else []) + (
         [_money(fleet.budget_usd)] if fleet.budget_usd is not None else [])
     limits = f" within {' and '.join(within)}" if within else ""
-    console.print(f"[bold]{m.name}[/bold], {n_tokens:.3g} tokens{limits}: cheapest of {len(fleet.frontier)} feasible "
-                  f"GPU type(s) is [bold]{win.gpu}[/bold], {win.num_gpus:,} GPUs, {win.time_to_train_s / 86400:,.1f} "
-                  f"days, {_money(win.cost_to_train_usd)}, {_sig(win.energy_to_train_mwh)} MWh", highlight=False)
-    f = table("Time / cost frontier over GPU types (* Pareto-optimal)", "", "GPU", "GPUs", "plan", "days",
-              "$ to train", "MWh", right=("GPUs", "days", "$ to train", "MWh"))
+    say(f"[bold]{m.name}[/bold], {si(n_tokens)} tokens{limits}: cheapest of {len(fleet.frontier)} feasible "
+        f"GPU type(s) is [bold]{win.gpu}[/bold], {win.num_gpus:,} GPUs, {win.time_to_train_s / 86400:,.1f} "
+        f"days, {_money(win.cost_to_train_usd)}, {_sig(win.energy_to_train_mwh)} MWh")
+    say()
+    f = table("Time / cost frontier over GPU types (* Pareto-optimal)", "*", "GPU", "GPUs", "layout", "days",
+              "$ to train", "MWh", right=("GPUs", "days", "$ to train", "MWh"), key="frontier")
     for p in fleet.frontier:
         plan = p.result.best.plan
-        f.add_row("*" if p.pareto else "", p.gpu, f"{p.num_gpus:,}", _layout(plan) + (
+        f.add_row("*" if p.pareto else "", p.gpu, f"{p.num_gpus:,}", _short_layout(plan) + (
                   "" if plan.dtype == "bf16" else f" {plan.dtype}"),
                   f"{p.time_to_train_s / 86400:,.1f}", _money(p.cost_to_train_usd), _sig(p.energy_to_train_mwh))
-    console.print(f)
+    show(f)
     for r in fleet.infeasible:
-        console.print(f"[yellow]not feasible[/yellow] {r.gpu}: {r.reason}", highlight=False)
-    console.print(f"[dim]{len(fleet.frontier) + len(fleet.infeasible)} GPU types searched in {fleet.elapsed_s:.2f} s; "
-                  f"the cheapest type's answer follows[/dim]", highlight=False)
+        say(f"[yellow]not feasible[/yellow] {r.gpu}: {r.reason}")
+    say(f"[dim]{len(fleet.frontier) + len(fleet.infeasible)} GPU types searched in {fleet.elapsed_s:.2f} s; "
+        f"the cheapest type's answer follows[/dim]")
+    say()
     _render(res, m, n_tokens, tdp[win.gpu])
     _warn(warnings)
 

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PlannerError
 from ..limits import MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, check_int, check_number
+from ..results import ResultMixin
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .compute import gemm_time_s, memory_bound_time_s
@@ -201,7 +202,7 @@ class ServingMemory(BaseModel):
     usable_bytes: float
 
 
-class ServingEstimate(BaseModel):
+class ServingEstimate(ResultMixin, BaseModel):
     model: str
     gpu: str
     plan: ServingPlan
@@ -219,6 +220,16 @@ class ServingEstimate(BaseModel):
     breakdown: dict[str, float] = Field(description="seconds: prefill, decode step, waits")
     constants: dict[str, float]
     assumptions: list[str]
+
+    def _summary(self) -> str:
+        p = self.plan
+        return (f"{self.model} on {p.gpus} x {self.gpu} (tp {p.tp} dp {p.dp} pp {p.pp}, {p.precision}, {p.backend}), "
+                f"{self.mode}, isl {self.isl} osl {self.osl} at concurrency {self.concurrency}: TTFT "
+                f"{self.ttft_ms:,.1f} ms, TPOT {self.tpot_ms:,.2f} ms, {self.tokens_per_s_per_gpu:,.0f} tokens/s per GPU"
+                + ("" if self.fits else " (the KV cache does not hold it)"))
+
+    def _rows(self) -> list[dict[str, object]]:
+        return [{"term": k, "seconds": v} for k, v in self.breakdown.items()]
 
 
 # ---------------------------------------------------------------------------

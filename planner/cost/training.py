@@ -585,6 +585,29 @@ def _check_arguments(model: ModelSpec, system: System, plan: TrainingPlan, num_g
         raise PlanError(str(exc)) from None
 
 
+def stage_memory(model: ModelSpec, system: System, plan: TrainingPlan) -> list[MemoryBreakdown]:
+    """Memory per GPU of every pipeline stage of ``plan``, stage 0 first: the same terms as
+    :func:`estimate_training` (states by :func:`~planner.cost.memory.state_bytes`, activations and other bytes of
+    the stage's layers and in-flight micro-batches, the peak by :func:`~planner.cost.memory.phase_peak_bytes`),
+    whose ``memory`` is the largest of these and whose ``stage_peak_bytes`` (``per_stage_memory=True``) are
+    their peaks. For the memory plot (:func:`planner.plots.plot_memory`)."""
+    _check_arguments(model, system, plan, None)
+    check_plan(model, system, plan)
+    sh = layer_shape(plan)
+    mix = _stage_mix(_key(model), plan.pp, plan.vpp, plan.layers_per_chunk, plan.recompute, plan.recompute_per_stage)
+    dense_dp = plan.dp * plan.cp
+    expert_dp = max(1, plan.tp * plan.cp * plan.dp // (plan.ep * plan.expert_tp))
+    out = []
+    for s in range(plan.pp):
+        dense, expert = _params_on_gpu(model, s, plan)
+        st = state_bytes(dense, expert, dense_dp, expert_dp, plan.zero, plan.dtype, 4.0 if plan.grad_reduce_in_fp32 else 2.0)
+        act, other = _stage_act_other(model, plan, sh, s, dict(mix[s]), plan.num_microbatches)
+        out.append(MemoryBreakdown(weights_bytes=st.weights_bytes, gradients_bytes=st.gradients_bytes,
+                                   optimizer_bytes=st.optimizer_bytes, activations_bytes=act, other_bytes=other,
+                                   peak_bytes=st.peak_bytes(act, other), capacity_bytes=system.accelerator.memory_bytes))
+    return out
+
+
 def estimate_training(model: ModelSpec, system: System, plan: TrainingPlan, num_gpus: int | None = None,
                       per_stage_memory: bool = False) -> TrainingEstimate:
     """Predict step time, throughput, MFU and per-GPU memory of ``plan``.

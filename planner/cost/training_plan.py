@@ -5,12 +5,13 @@ chunks, and the estimate's result types. The estimator itself is :mod:`planner.c
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import PlannerError
 from ..limits import MAX_TOKENS, MAX_USD, check_number
+from ..results import ResultMixin, fmt_s
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 
@@ -94,7 +95,7 @@ class MemoryBreakdown(BaseModel):
         return self.capacity_bytes - self.peak_bytes
 
 
-class TrainingEstimate(BaseModel):
+class TrainingEstimate(ResultMixin, BaseModel):
     """What the cost model predicts for one plan, with its breakdown and constants."""
 
     model: str
@@ -118,6 +119,19 @@ class TrainingEstimate(BaseModel):
     breakdown: dict[str, float] = Field(description="seconds per component of one step")
     constants: dict[str, float]
     assumptions: list[str]
+
+    def _summary(self) -> str:
+        p = self.plan
+        layout = f"tp {p.tp} pp {p.pp}" + (f" (vpp {p.vpp})" if p.vpp > 1 else "") + f" cp {p.cp} dp {p.dp}" + (
+            f" ep {p.ep}" if p.ep > 1 else "")
+        return (f"{self.model} on {self.num_gpus} x {self.gpu}, {layout}, micro-batch {p.micro_batch}: step "
+                f"{fmt_s(self.step_time_s)}, {self.tokens_per_s:,.0f} tokens/s, MFU {100 * self.mfu:.1f} %, "
+                f"{self.memory.peak_bytes / 1e9:,.1f} of {self.memory.capacity_bytes / 1e9:,.1f} GB per GPU"
+                + ("" if self.fits else " (does not fit)"))
+
+    def _rows(self) -> list[dict[str, Any]]:
+        total = self.step_time_s or 1.0
+        return [{"component": k, "seconds": v, "share of step": v / total} for k, v in self.breakdown.items()]
 
     def time_to_train_s(self, tokens: float) -> float:
         """Seconds to train ``tokens`` tokens at this plan's throughput."""

@@ -52,12 +52,16 @@ from .placement import (ExpertCluster, Placement, PlacementError, Weights, bound
 from .joint import (MILLI, MIN_NODE_S, MIN_STAGE_S, OVER, NoSolution, cpsat_solver, joint_size, layer_items, load_bound,
                     solve_joint, status_name)
 from ..errors import PlannerError
+from ..results import ResultMixin, fmt_s
 from ..limits import (MAX_EXPERTS, MAX_IMBALANCE, MAX_LINK_COST, MAX_ROUTING_TOKENS, MAX_TIME_LIMIT_S, check_int,
                       check_number)
 from .trace import RoutingStats
 
-@dataclass
-class SolveResult:
+@dataclass(repr=False)
+class SolveResult(ResultMixin):
+    """A solved placement. :func:`place_experts` also keeps the ``stats`` and ``cluster`` it solved (not part of
+    :meth:`to_dict`), so :meth:`plot` and the main table (tokens per GPU) need nothing more."""
+
     placement: Placement
     method: str  # "joint" or "decomposed"
     status: str
@@ -69,11 +73,51 @@ class SolveResult:
     subproblems: int
     notes: list[str] = field(default_factory=list)
     greedy: Placement | None = None  # the greedy (EPLB) placement the decomposition was held against
+    stats: RoutingStats | None = field(default=None, compare=False)
+    cluster: ExpertCluster | None = field(default=None, compare=False)
 
     def summary(self) -> dict:
         return {"method": self.method, "status": self.status, "objective": self.objective, "bound": self.bound,
                 "gap": self.gap, "subproblem_gap": self.subproblem_gap, "time_s": self.time_s,
                 "subproblems": self.subproblems, "notes": self.notes}
+
+    def _summary(self) -> str:
+        pl = self.placement
+        return (f"{pl.num_experts} experts x {pl.num_layers} layers on {pl.gpus} GPUs, {self.method} ({self.status}), "
+                f"objective {self.objective:.4g}, gap {100 * self.gap:.1f} %, {fmt_s(self.time_s)}")
+
+    def _rows(self) -> list[dict]:
+        """One row per GPU: the experts it hosts (mean over layers) and, with the statistics, its routed tokens
+        against the round-robin placement's (mean and worst layer)."""
+        pl = self.placement
+        hosted = (pl.slots >= 0).sum(axis=2).mean(axis=0)
+        rows = [{"gpu": g, "experts_per_layer": float(hosted[g])} for g in range(pl.gpus)]
+        if self.stats is not None and self.cluster is not None:
+            from .placement import layer_terms, round_robin
+
+            after = layer_terms(self.stats.load, pl.fractions())[0]
+            before = layer_terms(self.stats.load, round_robin(self.stats, self.cluster).fractions())[0]
+            for g, r in enumerate(rows):
+                r.update(tokens_mean=float(after[:, g].mean()), tokens_max=float(after[:, g].max()),
+                         round_robin_tokens_mean=float(before[:, g].mean()))
+        return rows
+
+    def to_dict(self) -> dict:
+        """The solver's figures and the placement (``slots[layer][gpu][slot]``: the logical expert, -1 empty;
+        ``share``: its share of that expert's tokens). :func:`planner.api.placement_plan` makes the checked plan
+        document of it for a model and a system."""
+        pl = self.placement
+        return {"solver": self.summary(), "placement": {
+            "num_experts": pl.num_experts, "layers": pl.num_layers, "gpus": pl.gpus,
+            "slots": pl.slots.tolist(), "share": [[[round(float(x), 9) for x in s] for s in g] for g in pl.share]}}
+
+    def plot(self, path=None, **options):
+        """Tokens per GPU before (round robin) and after this placement (:func:`planner.plots.plot_expert_load`)."""
+        from ..plots import plot_expert_load
+
+        options.setdefault("stats", self.stats)
+        options.setdefault("cluster", self.cluster)
+        return plot_expert_load(self, path=path, **options)
 
 
 # ---------------------------------------------------------------------------
@@ -634,6 +678,13 @@ def place_experts(stats: RoutingStats, cluster: ExpertCluster, weights: Weights 
     """Place the experts (module docstring). ``method``: ``joint``, ``decomposed`` or ``auto``
     (joint when the joint model has at most ``joint_limit`` indicator variables). ``time_limit`` is in
     CP-SAT's deterministic seconds (about seconds of one core), so the result is the same on every run."""
+    res = _place(stats, cluster, weights, time_limit, max_imbalance, method, joint_limit)
+    res.stats, res.cluster = stats, cluster
+    return res
+
+
+def _place(stats: RoutingStats, cluster: ExpertCluster, weights: Weights | None, time_limit: float,
+           max_imbalance: float | None, method: str, joint_limit: int) -> SolveResult:
     _check_inputs(stats, cluster, weights, time_limit, max_imbalance, method, joint_limit)
     if max_imbalance is not None:
         max_imbalance = min(max_imbalance, float(cluster.gpus))  # max / mean load never exceeds the GPU count

@@ -31,6 +31,7 @@ from ..cost.capacity import (Capacity, aggregated_capacity, capped_system, decod
                              prefill_capacity)
 from ..cost.serving import ServingPlan, check_context, check_serving_plan, ServingError
 from ..errors import PlannerError
+from ..results import ResultMixin
 from ..limits import MAX_GPUS, MAX_SLO_S, check_number
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
@@ -87,7 +88,7 @@ class SingleType(BaseModel):
     reason: str = ""
 
 
-class MixResult(BaseModel):
+class MixResult(ResultMixin, BaseModel):
     model: str
     gpus_offered: list[str]
     backend: str
@@ -122,6 +123,20 @@ class MixResult(BaseModel):
     _kinds: Any = PrivateAttr(None)  # (gpu, role, plan) of each kind, the keys of a derating
     _model: Any = PrivateAttr(None)  # the ModelSpec and the offered Systems by name (for documents of a re-solve)
     _systems: Any = PrivateAttr(None)
+
+    def _summary(self) -> str:
+        mix = ", ".join(f"{n} x {g}" for g, n in self.gpus.items())
+        best = self.best_single
+        return (f"{self.model} at {self.mean_rate_rps:.3g} requests/s: {mix}, ${self.cost_per_hour_usd:,.2f}/h, "
+                f"${self.cost_per_million_tokens_usd:.3f} per million output tokens, {self.power_kw:,.2f} kW"
+                + (f"; best single type {best.gpu} ${best.cost_per_hour_usd:,.2f}/h (saving "
+                   f"{100 * (self.saving_vs_best_single or 0):.1f} %)" if best and best.cost_per_hour_usd else ""))
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [{"gpu": p.gpu, "role": p.role, "tp": p.plan.tp, "dp": p.plan.dp, "replicas": p.replicas,
+                 "gpus": p.gpus, "traffic_share": p.traffic_share, "utilization": p.utilization,
+                 "cost_per_hour_usd": p.cost_per_hour_usd, "power_w": p.power_w,
+                 "buckets": ", ".join(self.buckets[b].label for b in p.buckets)} for p in self.pools]
 
 
 @dataclass

@@ -7,7 +7,7 @@ at most 6 x 6 buckets; a bucket stands for its requests by their mean prompt and
 hold). Two sources:
 
 * a request trace (``arrived_at, num_prefill_tokens, num_decode_tokens``, read by
-  :func:`planner.simulate.trace_requests`): each request counted in its bucket; the rate is the
+  :func:`planner.simulation.trace_requests`): each request counted in its bucket; the rate is the
   trace's mean unless one is given;
 * a histogram CSV ``isl,osl,weight``: one bucket per row, ``weight`` any non-negative share or
   count (normalised), lengths as given (the longest request of the row is ``isl + osl``).
@@ -86,8 +86,8 @@ def buckets_from_lengths(lengths: list[tuple[int, int]], rate: float, input_edge
 
 
 def read_trace(path: str | Path):
-    """The requests of a trace (:func:`planner.simulate.trace_requests`), as :class:`WorkloadError` on bad input."""
-    from ..simulate import SimulationError, trace_requests
+    """The requests of a trace (:func:`planner.simulation.trace_requests`), as :class:`WorkloadError` on bad input."""
+    from ..simulation import SimulationError, trace_requests
 
     try:
         return trace_requests(path)
@@ -142,11 +142,28 @@ def buckets_from_histogram(path: str | Path, rate: float) -> list[Bucket]:
         if not math.isfinite(w) or w < 0:
             raise WorkloadError(f"{path}, line {k}: weight must be a finite number >= 0, got {r['weight']}")
         rows.append((isl, osl, w))
+    return buckets_from_weights(rows, rate, str(path))
+
+
+def buckets_from_weights(rows, rate: float, where: str = "histogram") -> list[Bucket]:
+    """Buckets of ``(isl, osl, weight)`` rows sharing ``rate`` requests/s by weight (a histogram in memory)."""
+    rate = check_number(rate, "rate (requests/s)", hi=MAX_RATE)
+    try:
+        rows = [(r[0], r[1], r[2]) for r in rows]
+    except (TypeError, IndexError, KeyError):
+        raise WorkloadError(f"{where}: give (isl, osl, weight) rows") from None
+    if len(rows) > MAX_BUCKETS:
+        raise WorkloadError(f"{where}: {len(rows)} rows; at most {MAX_BUCKETS} buckets")
+    for k, (isl, osl, w) in enumerate(rows):
+        if isinstance(isl, bool) or isinstance(osl, bool) or not (isinstance(isl, int) and isinstance(osl, int)):
+            raise WorkloadError(f"{where}, row {k}: isl and osl must be whole numbers, got {isl!r}, {osl!r}")
+        if not (1 <= isl <= MAX_REQUEST_TOKENS and 1 <= osl <= MAX_REQUEST_TOKENS):
+            raise WorkloadError(f"{where}, row {k}: isl and osl must be within 1..{MAX_REQUEST_TOKENS:,}")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise WorkloadError(f"{where}, row {k}: weight must be a finite number >= 0, got {w!r}")
     total = sum(w for _, _, w in rows)
     if not rows or total <= 0:
-        raise WorkloadError(f"{path}: the histogram is empty (no row with a positive weight)")
-    if len(rows) > MAX_BUCKETS:
-        raise WorkloadError(f"{path}: {len(rows)} rows; at most {MAX_BUCKETS} buckets")
+        raise WorkloadError(f"{where}: the histogram is empty (no row with a positive weight)")
     return [Bucket(isl=isl, osl=osl, rate=rate * w / total, share=w / total, longest=isl + osl,
                    isl_range=(isl, isl), osl_range=(osl, osl)) for isl, osl, w in rows if w > 0]
 

@@ -56,6 +56,7 @@ from ..cost.serving import (
     serving_memory,
 )
 from ..errors import PlannerError
+from ..results import ResultMixin
 from ..limits import MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_SLO_S, check_int, check_number
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
@@ -87,7 +88,7 @@ class DisaggChoice(BaseModel):
     cost_per_million_tokens_usd: float | None
 
 
-class ServeSearchResult(BaseModel):
+class ServeSearchResult(ResultMixin, BaseModel):
     aggregated: AggChoice | None
     disaggregated: DisaggChoice | None
     best: Literal["aggregated", "disaggregated"]
@@ -99,6 +100,23 @@ class ServeSearchResult(BaseModel):
         None, description="the serving plan document of each answer (\"aggregated\", \"disaggregated\"), filled "
         "and checked by planner.search_serve")
     plan_document: dict[str, Any] | None = Field(None, description="the best answer's plan document")
+
+    def _summary(self) -> str:
+        a, d = self.aggregated, self.disaggregated
+        parts = []
+        if a is not None:
+            e = a.estimate
+            parts.append(f"aggregated {a.replicas} x tp {e.plan.tp} dp {e.plan.dp} {e.plan.precision} ({a.gpus} GPUs): "
+                         f"TTFT {e.ttft_ms:,.0f} ms, TPOT {e.tpot_ms:,.1f} ms, {e.tokens_per_s_per_gpu:,.0f} tokens/s/GPU")
+        if d is not None:
+            parts.append(f"disaggregated {d.groups} group(s) ({d.gpus} GPUs): TTFT {d.ttft_ms:,.0f} ms, TPOT "
+                         f"{d.tpot_ms:,.1f} ms, {d.tokens_per_s_per_gpu:,.0f} tokens/s/GPU")
+        return f"best {self.best}; " + "; ".join(parts)
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [{"tp": e.plan.tp, "dp": e.plan.dp, "precision": e.plan.precision, "concurrency": e.concurrency,
+                 "ttft_ms": e.ttft_ms, "tpot_ms": e.tpot_ms, "tokens_per_s_per_gpu": e.tokens_per_s_per_gpu,
+                 "tokens_per_s_per_user": e.tokens_per_s_per_user} for e in self.pareto]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from ..cost.power import energy_mwh, training_power_w
 from ..cost.training import PlanError
 from ..errors import PlannerError
 from ..limits import MAX_TOKENS, MAX_USD, check_number
+from ..results import ResultMixin
 from ..specs.hardware import System
 from ..specs.model import ModelSpec
 from .training import InfeasibleError, TrainingPlan, TrainSearchResult, _gpu_counts, flops_lower_bound, search_training
@@ -74,7 +75,7 @@ class TypeRefusal(BaseModel):
     fastest_num_gpus: int | None = None
 
 
-class FleetTrainResult(BaseModel):
+class FleetTrainResult(ResultMixin, BaseModel):
     """What :func:`search_training_fleet` returns."""
 
     objective: str
@@ -85,6 +86,17 @@ class FleetTrainResult(BaseModel):
     frontier: list[TypePlan] = Field(description="each feasible type's plan, cheapest first")
     infeasible: list[TypeRefusal]
     elapsed_s: float
+
+    def _summary(self) -> str:
+        c = self.cheapest
+        return (f"cheapest: {c.num_gpus:,} x {c.gpu}, {c.time_to_train_s / 86400:,.1f} days, "
+                f"${c.cost_to_train_usd / 1e6:,.2f}M, {c.energy_to_train_mwh:,.0f} MWh; {len(self.frontier)} type(s) "
+                f"feasible, {len(self.infeasible)} not")
+
+    def _rows(self) -> list[dict[str, Any]]:
+        return [{"gpu": f.gpu, "gpus": f.num_gpus, "days": f.time_to_train_s / 86400, "cost_usd": f.cost_to_train_usd,
+                 "price_per_gpu_hour_usd": f.price_per_gpu_hour_usd, "energy_mwh": f.energy_to_train_mwh,
+                 "pareto": f.pareto} for f in self.frontier]
 
 
 def _check(systems: Sequence[System], tokens: float, deadline_s: float | None, budget_usd: float | None,

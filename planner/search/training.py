@@ -47,7 +47,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
+
+from ..results import ResultMixin
 
 from ..cost.memory import RUNTIME_RESERVED_BYTES, state_bytes
 from ..cost.stage_costs import stage_costs
@@ -92,7 +94,7 @@ class PartitionInfo(BaseModel):
     improved: bool = Field(description="whether the refined partition beat the even one")
 
 
-class TrainSearchResult(BaseModel):
+class TrainSearchResult(ResultMixin, BaseModel):
     """What :func:`search_training` returns."""
 
     objective: str
@@ -115,9 +117,34 @@ class TrainSearchResult(BaseModel):
                                 "training_warnings")
 
     def cost_per_million_tokens(self, est: TrainingEstimate) -> float | None:
+        """Dollars per million tokens trained by plan ``est`` (the best, an alternative or a Pareto plan) at the
+        search's price per GPU-hour (None without one); the best plan's is :attr:`cost_per_million_tokens_usd`."""
         if self.price_per_gpu_hour is None:
             return None
         return est.num_gpus * self.price_per_gpu_hour / 3600.0 / est.tokens_per_s * 1e6
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cost_per_million_tokens_usd(self) -> float | None:
+        """The best plan's dollars per million tokens (None without a price)."""
+        return self.cost_per_million_tokens(self.best)
+
+    def _summary(self) -> str:
+        cpm = self.cost_per_million_tokens_usd
+        return (f"best of {self.estimated:,} plans ({self.objective}): {self.best._summary()}"
+                + (f", ${cpm:.3f} per million tokens" if cpm is not None else "")
+                + f"; {len(self.alternatives)} alternatives")
+
+    def _rows(self) -> list[dict[str, Any]]:
+        out = []
+        for rank, e in enumerate([self.best] + [a for a in self.alternatives if a is not self.best]):
+            p = e.plan
+            out.append({"rank": rank, "gpus": e.num_gpus, "tp": p.tp, "pp": p.pp, "vpp": p.vpp, "cp": p.cp,
+                        "ep": p.ep, "dp": p.dp, "micro_batch": p.micro_batch, "recompute": p.recompute,
+                        "zero": p.zero, "dtype": p.dtype, "step_time_s": e.step_time_s, "tokens_per_s": e.tokens_per_s,
+                        "mfu": e.mfu, "peak_gb": e.memory.peak_bytes / 1e9,
+                        "usd_per_million_tokens": self.cost_per_million_tokens(e)})
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -471,7 +498,8 @@ def _search_counts(model: ModelSpec, system: System, gpus: int, counts: list[int
         deadline_step = deadline_s * space.global_batch * space.seq_len / tokens
     gpu_s: list[float] = []  # max-heap (negated) of the `top` smallest GPU-seconds per step among admissible plans
     admissible = 0
-    for n in sorted(counts, reverse=objective == "cost"):
+    order = sorted(counts, reverse=objective == "cost")
+    for i, n in enumerate(order):
         if across and objective == "deadline" and not pareto and admissible >= top:
             break
         beyond = deadline_step
@@ -481,7 +509,7 @@ def _search_counts(model: ModelSpec, system: System, gpus: int, counts: list[int
             r = exact[n]
         else:
             r = _search_count(model, system, n, space, top if n == gpus or objective != "time" else 1, counter,
-                              progress if n == gpus else None, beyond, need_own=pareto)
+                              _share(progress, i, len(order)), beyond, need_own=pareto)
         per_count[n] = r
         pruned.update(r.pruned)
         shapes += r.shapes
@@ -491,7 +519,22 @@ def _search_counts(model: ModelSpec, system: System, gpus: int, counts: list[int
                 heapq.heappush(gpu_s, -n * e.step_time_s)
                 if len(gpu_s) > top:
                     heapq.heappop(gpu_s)
+    if progress is not None:  # the counts a bound skipped are done too
+        progress(len(order) * _PROGRESS_STEPS, len(order) * _PROGRESS_STEPS)
     return counter, per_count, pruned, shapes
+
+
+#: Steps of the progress each GPU count's search reports in (:func:`_share`).
+_PROGRESS_STEPS = 1000
+
+
+def _share(progress: Callable[[int, int], None] | None, i: int, k: int) -> Callable[[int, int], None] | None:
+    """The ``progress`` of the ``i``-th of ``k`` GPU counts' searches as its equal share of the whole search's
+    (``done / total`` of that count's queue, in :data:`_PROGRESS_STEPS` per count): one bar over every count."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(i * _PROGRESS_STEPS + _PROGRESS_STEPS * min(done, total) // max(total, 1),
+                                        k * _PROGRESS_STEPS)
 
 
 def search_training(model: ModelSpec, system: System, gpus: int, seq_len: int, global_batch: int, *,

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from .cost.serving import (BACKENDS, MAX_BATCHED_TOKENS, ServingError, ServingMemory, ServingPlan, check_context,
                            check_serving_plan, decode_step_s, kv_bytes_per_request_per_gpu, longest_request_fits,
                            prefill_s, serving_memory)
 from .errors import PlannerError
+from .results import ResultMixin
 from .limits import (MAX_CSV_FIELD_CHARS, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
                      MAX_SIM_ITERATIONS, MAX_SLO_S, MAX_TRACE_REQUESTS, check_int, check_number)
 from .specs.hardware import System
@@ -55,7 +56,7 @@ class Request:
     osl: int
 
 
-class SimResult(BaseModel):
+class SimResult(ResultMixin, BaseModel):
     requests: int
     rate: float
     ttft_ms: dict[str, float]  # p50, p90, p99, mean
@@ -63,6 +64,19 @@ class SimResult(BaseModel):
     attainment: float
     throughput_tokens_per_s: float
     duration_s: float
+    # filled by simulate(..., per_request=True) only, and left out of model_dump / JSON (outputs stay as they were)
+    ttft_ms_per_request: list[float] | None = Field(None, exclude=True, repr=False, description="each request's "
+                                                    "TTFT in ms, in arrival order (per_request=True)")
+    tpot_ms_per_request: list[float] | None = Field(None, exclude=True, repr=False, description="each request's "
+                                                    "TPOT in ms, in arrival order; 0 for one output token")
+
+    def _summary(self) -> str:
+        return (f"{self.requests:,} requests at {self.rate:.3g}/s: TTFT p50 {self.ttft_ms['p50']:,.0f} / p90 "
+                f"{self.ttft_ms['p90']:,.0f} ms, TPOT p50 {self.tpot_ms['p50']:,.1f} / p90 {self.tpot_ms['p90']:,.1f} ms, "
+                f"{100 * self.attainment:.1f} % meet the SLOs, {self.throughput_tokens_per_s:,.0f} output tokens/s")
+
+    def _rows(self) -> list[dict[str, object]]:
+        return [{"metric": name, **d} for name, d in (("TTFT ms", self.ttft_ms), ("TPOT ms", self.tpot_ms))]
 
 
 class GoodputResult(BaseModel):
@@ -242,7 +256,7 @@ def _check_requests(requests: list[Request]) -> None:
         raise SimulationError(f"{len(requests):,} requests; at most {MAX_TRACE_REQUESTS:,} are simulated")
     for i, r in enumerate(requests):
         if not isinstance(r, Request):
-            raise SimulationError(f"request {i} is a {type(r).__name__}, not a planner.simulate.Request")
+            raise SimulationError(f"request {i} is a {type(r).__name__}, not a planner.simulation.Request")
         check_number(r.arrival, f"request {i} arrival", lo=0.0, lo_open=False)
         check_int(r.isl, f"request {i} isl", hi=MAX_REQUEST_TOKENS)
         check_int(r.osl, f"request {i} osl", hi=MAX_REQUEST_TOKENS)
@@ -250,8 +264,10 @@ def _check_requests(requests: list[Request]) -> None:
 
 def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list[Request],
              ttft_slo_ms: float = math.inf, tpot_slo_ms: float = math.inf, costs: _Costs | None = None,
-             max_iterations: int = MAX_SIM_ITERATIONS) -> SimResult:
+             max_iterations: int = MAX_SIM_ITERATIONS, per_request: bool = False) -> SimResult:
     """Simulate the worker on ``requests`` (module docstring); SLOs in ms (``math.inf``: none).
+    ``per_request``: also return every request's TTFT and TPOT (``ttft_ms_per_request``,
+    ``tpot_ms_per_request``, in arrival order: the samples the percentiles are taken over; not in the JSON).
 
     A worker ``planner estimate serve`` refuses is refused here too: a layout the model does not allow
     (:func:`planner.cost.serving.check_serving_plan`), a request longer than the model's context, or a worker that
@@ -355,9 +371,12 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
                 "p99": float(np.percentile(x, 99)), "mean": float(np.mean(x))}
 
     span = max(arr[-1] - arr[0], 1e-9)
-    return SimResult(requests=n, rate=(n - 1) / span if n > 1 else 0.0, ttft_ms=pct(ttft), tpot_ms=pct(tpot),
-                     attainment=float(np.mean(ok)), throughput_tokens_per_s=float(osl.sum() / max(dur, 1e-9)),
-                     duration_s=dur)
+    res = SimResult(requests=n, rate=(n - 1) / span if n > 1 else 0.0, ttft_ms=pct(ttft), tpot_ms=pct(tpot),
+                    attainment=float(np.mean(ok)), throughput_tokens_per_s=float(osl.sum() / max(dur, 1e-9)),
+                    duration_s=dur)
+    if per_request:
+        res.ttft_ms_per_request, res.tpot_ms_per_request = ttft.tolist(), tpot.tolist()
+    return res
 
 
 def goodput(model: ModelSpec, system: System, plan: ServingPlan, requests: list[Request], ttft_slo_ms: float,
