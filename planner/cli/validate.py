@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .render import choice, default_reference, fail, print_json, say, show, signed_pct, table, tabular
+from .render import Activity, choice, default_reference, fail, print_json, say, show, signed_pct, table, tabular
 
 Split = choice("Split", ("report", "calibration"))
 
@@ -28,8 +28,9 @@ def validate_training(
     if not ref.is_dir():
         fail(f"reference folder {ref} not found (give it with --reference DIR; it is shared/reference beside "
              f"the checkout)")
-    result = run(ref)
-    rows = validate_training_search(ref) if search else None
+    with Activity(as_json, "replaying the published runs" + (" and searching each job" if search else "")):
+        result = run(ref)
+        rows = validate_training_search(ref) if search else None
     if as_json:
         out = result.model_dump(mode="json")
         if rows is not None:
@@ -99,7 +100,8 @@ def validate_serving(
     ref = reference if reference is not None else default_reference()
     if not ref.is_dir():
         fail(f"reference folder {ref} not found (give it with --reference DIR)")
-    v = run(ref, split.value)  # type: ignore[arg-type]
+    with Activity(as_json, "predicting the measured serving runs"):
+        v = run(ref, split.value)  # type: ignore[arg-type]
     if as_json:
         print_json(v.model_dump(mode="json"))
         return
