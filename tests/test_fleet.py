@@ -262,6 +262,61 @@ def test_the_cli_answers_with_a_checked_document(tmp_path, capsys):
     assert code == 0 and "vllm serve meta-llama/Llama-3.1-8B" in text and "# pool 0:" in text
 
 
+def test_prefill_and_decode_pools_export_as_role_workers_in_groups(tmp_path):
+    """A disaggregated mix (pools on A100 and H200) renders every pool: one worker command per pool in the
+    engine's disaggregated mode, sized for its buckets, the router table by bucket, and the group's router /
+    frontend listing every server (a pool's replicas each)."""
+    import re
+
+    from planner.errors import PlannerError
+    from planner.export.fleet import export_fleet, role_groups, role_worker
+    from planner.plans import check
+
+    hist = tmp_path / "h.csv"
+    hist.write_text("isl,osl,weight\n512,128,3\n4096,256,1\n")
+    res = planner.mix("llama-3.1-70b", ["h100", "a100", "h200"], 1000, 50, histogram=str(hist), rate=10,
+                      disagg="on")
+    doc = check(res.plan_document)
+    roles = [p.role for p in doc.pools]
+    assert "prefill" in roles and "decode" in roles and "aggregated" not in roles
+    groups = role_groups(doc)
+    assert sorted(i for g in groups for i in g) == list(range(len(doc.pools)))
+    for g in groups:  # every bucket of a group is prefilled and decoded inside it, its slices complete
+        for role in ("prefill", "decode"):
+            slices: dict[int, int] = {}
+            for i in g:
+                if doc.pools[i].role == role:
+                    for load in doc.pools[i].loads:
+                        slices[load.bucket] = slices.get(load.bucket, 0) + load.slices
+            assert set(slices.values()) == {doc.slice_factor}
+    for i, pool in enumerate(doc.pools):
+        w = role_worker(doc, i)
+        assert w.role == pool.role and w.gpu == pool.system.name and w.workers == pool.replicas
+        assert all(doc.buckets[l.bucket].longest <= w.max_model_len for l in pool.loads)
+        assert w.concurrency >= 1
+    servers = sum(p.replicas for p in doc.pools)
+    trt = export_fleet(doc, "trtllm")
+    assert len(re.findall(r"^trtllm-serve meta-llama/Llama-3.1-70B", trt, re.M)) == len(doc.pools)
+    assert len(re.findall(r"^trtllm-serve disaggregated --config_file", trt, re.M)) == len(groups)
+    assert len(re.findall(r"^  - <pool \d+ (?:prefill|decode) host \d+>:\d+$", trt, re.M)) == servers
+    ports = re.findall(r"--port (\d+)", trt)
+    assert len(ports) == len(set(ports)) == len(doc.pools)  # one port per pool
+    sgl = export_fleet(doc, "sglang")
+    assert sgl.count("--disaggregation-mode prefill") == roles.count("prefill")
+    assert sgl.count("--disaggregation-mode decode") == roles.count("decode")
+    assert len(re.findall(r"^python3 -m sglang_router.launch_router", sgl, re.M)) == len(groups)
+    assert sgl.count("--prefill 'http://") == sum(p.replicas for p in doc.pools if p.role == "prefill")
+    vll = export_fleet(doc, "vllm")
+    assert vll.count('--kv-transfer-config \'{"kv_connector":"NixlConnector","kv_role":"kv_both"}\'') \
+        == len(doc.pools)
+    for b in doc.buckets:  # the router table names every bucket
+        assert f"#   {b.label}: prefill on pool" in vll
+    with pytest.raises(PlannerError, match="not rendered as manifests"):
+        export_fleet(doc, "k8s")
+    with pytest.raises(PlannerError, match="--image is for the k8s target"):
+        export_fleet(doc, "vllm", image="x")
+
+
 # --------------------------------------------------------------------------------------------------
 # power cap, price tiers, bursts, and the simulator's check
 # --------------------------------------------------------------------------------------------------

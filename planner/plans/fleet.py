@@ -23,6 +23,7 @@ gate's rules for it, re-deriving every claim from the model and hardware the doc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from ..cost.capacity import QUANTILE, aggregated_capacity, decode_capacity, kv_transfer_s, prefill_capacity
@@ -221,25 +222,31 @@ def check_fleet(doc: FleetDocument, where: str) -> None:
 
 
 
-def pool_serving_document(doc: FleetDocument, index: int) -> ServingDocument:
-    """One aggregated pool of a (checked) fleet document as a serving plan document, for the exporters: its
-    replicas as workers of one aggregated deployment on its GPU type, sized for its buckets (the load-weighted
-    mean prompt and output lengths, the longest request of any), each worker's batch the 99th percentile of
-    the requests in flight at its load (each bucket's share of its capacity times the requests in flight there;
-    Poisson, ``N + 2.33 sqrt(N)``), at most what its KV cache holds, the predictions the
-    serving model's at that batch. No SLO is attached: the fleet's SLOs hold at the quantile under its
-    arrivals (the fleet document), not at the closed-loop batch. Prefill and decode pools are refused (their
-    workers pair across GPU types)."""
-    from ..cost.serving import estimate_serving, serving_memory
-    from .documents import Traffic
-    from .serving import _aggregated
+@dataclass(frozen=True)
+class PoolWorkload:
+    """What one worker of a fleet pool runs (:func:`pool_workload`): the model and GPU, the load-weighted mean
+    prompt and output lengths of the buckets it serves, the longest request of any, and its batch."""
+
+    model: Any
+    system: Any
+    isl: int
+    osl: int
+    longest: int
+    batch: int
+
+
+def pool_workload(doc: FleetDocument, index: int) -> PoolWorkload:
+    """The workload of one worker of pool ``index`` of a (checked) fleet document, for the exporters: the
+    load-weighted mean prompt and output lengths of its buckets, the longest request of any, and its batch: the
+    99th percentile of the requests in flight at its load (each bucket's share of the pool's capacity times the
+    requests in flight there, Poisson: ``N + 2.33 sqrt(N)``), at most what its KV cache holds. The same for
+    every role: a prefill worker's batch is the prompts it holds at once, a decode worker's the requests it
+    decodes."""
+    from ..cost.serving import serving_memory
 
     if not 0 <= index < len(doc.pools):
         raise PlanCheckError(f"fleet plan: pool {index}: there are {len(doc.pools)} pools (0..{len(doc.pools) - 1})")
     pool = doc.pools[index]
-    if pool.role != "aggregated":
-        raise PlanCheckError(f"fleet plan: pool {index} is a {pool.role} pool on {pool.system.name}; only aggregated "
-                             f"pools export as one engine command (a disaggregated pair may span GPU types)")
     model = model_from_spec(doc.model.spec, "fleet plan")
     system = system_from_spec(pool.system.spec, "fleet plan", f"pools[{index}].system.spec")
     weight = sum(l.rate_rps for l in pool.loads)
@@ -252,11 +259,33 @@ def pool_serving_document(doc: FleetDocument, index: int) -> ServingDocument:
         n += load.rate_rps / pool.replicas / (cap.rate_rps * pool.capacity_derate) * cap.in_flight
     batch = math.ceil(n + 2.33 * math.sqrt(n))
     batch = max(1, min(batch, serving_memory(model, system, pool.plan, isl, osl).max_concurrency))
-    est = estimate_serving(model, system, pool.plan, isl, osl, batch)
-    traffic = Traffic(rate_rps=None, isl=isl, osl=osl, max_request_tokens=max(longest, isl + osl), source="trace")
+    return PoolWorkload(model, system, isl, osl, longest, batch)
+
+
+def pool_serving_document(doc: FleetDocument, index: int) -> ServingDocument:
+    """One aggregated pool of a (checked) fleet document as a serving plan document, for the exporters: its
+    replicas as workers of one aggregated deployment on its GPU type, sized for its buckets
+    (:func:`pool_workload`), the predictions the serving model's at that batch. No SLO is attached: the fleet's
+    SLOs hold at the quantile under its arrivals (the fleet document), not at the closed-loop batch. Prefill and
+    decode pools are refused (their workers pair across GPU types; :func:`planner.export.fleet.export_fleet`
+    renders them as role workers)."""
+    from ..cost.serving import estimate_serving
+    from .documents import Traffic
+    from .serving import _aggregated
+
+    if 0 <= index < len(doc.pools) and doc.pools[index].role != "aggregated":
+        pool = doc.pools[index]
+        raise PlanCheckError(f"fleet plan: pool {index} is a {pool.role} pool on {pool.system.name}; only aggregated "
+                             f"pools export as one engine command (a disaggregated pair may span GPU types)")
+    w = pool_workload(doc, index)
+    pool = doc.pools[index]
+    est = estimate_serving(w.model, w.system, pool.plan, w.isl, w.osl, w.batch)
+    traffic = Traffic(rate_rps=None, isl=w.isl, osl=w.osl, max_request_tokens=max(w.longest, w.isl + w.osl),
+                      source="trace")
     tokens = est.tokens_per_s_per_gpu * pool.plan.gpus
     cpm = pool.price_per_gpu_hour_usd * pool.plan.gpus / 3600.0 / tokens * 1e6 if tokens > 0 else None
-    return _aggregated(est, pool.replicas, cpm, model, system, pool.gpus, traffic, None)
+    return _aggregated(est, pool.replicas, cpm, w.model, w.system, pool.gpus, traffic, None)
 
 
-__all__ = ["SCHEMA_ID", "SCHEMA_VERSION", "check_fleet", "fleet_document", "pool_serving_document"]
+__all__ = ["SCHEMA_ID", "SCHEMA_VERSION", "PoolWorkload", "check_fleet", "fleet_document", "pool_serving_document",
+           "pool_workload"]
