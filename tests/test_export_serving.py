@@ -309,7 +309,30 @@ def check_trtllm_options(path: str, files: dict[str, str], tokens: list[str], mo
     assert kv.get("dtype") == ("fp8" if kv_dtype_bytes(plan) == 1 else None)
     # the YAML's kv_cache_config replaces the CLI-built one: the fraction must agree
     assert kv["free_gpu_memory_fraction"] == float(opt(tokens, "--kv_cache_free_gpu_memory_fraction"))
+    # the PyTorch backend refuses a prompt longer than --max_num_tokens unless chunked prefill is on
+    # (LLM._check_arguments, NVIDIA/TensorRT-LLM PR #6259; decode workers get no prompts)
+    longest = int(opt(tokens, "--max_seq_len"))
+    decode = options.get("cache_transceiver_config") is not None and "disable_overlap_scheduler" not in options
+    if not decode:
+        assert options.get("enable_chunked_prefill", False) == (longest > int(opt(tokens, "--max_num_tokens")))
     return options
+
+
+def test_trtllm_chunks_prompts_longer_than_one_step():
+    """A 32K-token context on a step of 8K tokens: chunked prefill on, and the note says why; 2K: off."""
+    from planner.export.engines import Worker, serving_launch
+
+    m = planner.get_model("llama-3.1-8b")
+    for max_len, chunked in ((32768, True), (2048, False)):
+        w = Worker(model=m, model_name=m.name, model_id="meta-llama/Llama-3.1-8B", has_hf_id=True, gpu="h100-sxm",
+                   plan=ServingPlan(tp=1), concurrency=8, max_model_len=max_len, isl=1000, osl=200, role=None,
+                   workers=1)
+        launch = serving_launch("trtllm", w)
+        options = yaml.safe_load(next(iter(launch.files.values())))
+        assert options.get("enable_chunked_prefill", False) is chunked
+        assert any("chunked prefill on" in n for n in launch.notes) is chunked
+        decode = serving_launch("trtllm", Worker(**{**w.__dict__, "role": "decode", "max_model_len": 32768}))
+        assert "enable_chunked_prefill" not in yaml.safe_load(next(iter(decode.files.values())))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -99,9 +99,12 @@ TRTLLM_FLAGS: frozenset[str] = frozenset({
 #: ``tensorrt_llm/llmapi/llm_args.py`` (``enable_attention_dp``; ``kv_cache_config`` -> ``KvCacheConfig``
 #: with ``dtype`` (PyTorch backend) and ``free_gpu_memory_fraction``; ``cache_transceiver_config`` ->
 #: ``CacheTransceiverConfig.backend`` (``DEFAULT``/``UCX``/``NIXL``/``MPI``; lower case in older releases);
-#: ``disable_overlap_scheduler``; ``dtype``).
+#: ``disable_overlap_scheduler``; ``dtype``; ``enable_chunked_prefill``: without it the PyTorch backend refuses
+#: a prompt longer than ``max_num_tokens``, ``LLM._check_arguments``, NVIDIA/TensorRT-LLM PR #6259; on by
+#: default only from PR #9499).
 TRTLLM_EXTRA_OPTIONS_KEYS: frozenset[str] = frozenset({
     "enable_attention_dp", "kv_cache_config", "cache_transceiver_config", "disable_overlap_scheduler", "dtype",
+    "enable_chunked_prefill",
 })
 
 #: Keys of the ``trtllm-serve disaggregated -c`` file, from ``tensorrt_llm/llmapi/disagg_utils.py``
@@ -362,6 +365,10 @@ def trtllm_launch(w: Worker, memory_fraction: float | None = None, *, port: int 
     options["kv_cache_config"] = kv
     if plan.precision == "fp16":
         options["dtype"] = "float16"
+    if role != "decode" and w.max_model_len > num_tokens:  # a prompt may be longer than one step's tokens
+        options["enable_chunked_prefill"] = True
+        notes.append(f"chunked prefill on: a prompt may exceed --max_num_tokens {num_tokens} (requests up to "
+                     f"{w.max_model_len} tokens)")
     if role is not None:
         options["cache_transceiver_config"] = {"backend": "DEFAULT"}
         if role == "prefill":
