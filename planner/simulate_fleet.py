@@ -2,13 +2,14 @@
 disaggregated into prefill and decode pools; TTFT / TPOT percentiles and SLO attainment per pool.
 
 Each replica (one serving worker) runs the iteration-level continuous-batching scheduler of
-:mod:`planner.simulation`, with the same costs (:class:`planner.simulation._Costs`: decode steps from
+:mod:`planner.scheduler` that :func:`planner.simulation.simulate` runs, with the same costs
+(:class:`planner.scheduler.Costs`: decode steps from
 :func:`planner.cost.serving.decode_step_s`, prefill from :func:`planner.cost.serving.prefill_s` x the engine's
 fitted ``prefill_mix``), the same chunked prefill within ``MAX_BATCHED_TOKENS`` and the same KV admission
 against the worker's capacity (:func:`planner.cost.serving.serving_memory`):
 
-* an **aggregated** replica runs :func:`planner.simulation.simulate`'s iteration exactly (one aggregated pool of
-  one replica gives its numbers to the bit);
+* an **aggregated** replica runs :func:`planner.simulation.simulate`'s iteration (one aggregated pool of one
+  replica gives its numbers to the bit);
 * a **prefill** replica runs prefill-only iterations: prompts FIFO in chunks of at most ``MAX_BATCHED_TOKENS``,
   admitted while the prompts' KV fits; an iteration takes ``prefill_s`` per token x ``prefill_mix``. When a
   prompt completes its KV cache moves to a decode replica in
@@ -39,7 +40,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -48,11 +48,12 @@ import numpy as np
 from pydantic import BaseModel
 
 from .cost.capacity import kv_transfer_s
-from .cost.serving import MAX_BATCHED_TOKENS, ServingPlan, check_context, serving_memory
+from .cost.serving import ServingPlan, check_context, serving_memory
 from .errors import PlannerError
 from .results import ResultMixin
 from .limits import MAX_GPUS, MAX_SEED, MAX_SIM_ITERATIONS, check_int, check_number
-from .simulation import Request, SimulationError, _check_fits, _check_requests, _check_slo, _check_worker, _Costs
+from .scheduler import Costs, IterationBound, Replica
+from .simulation import Request, SimulationError, _check_fits, _check_requests, _check_slo, _check_worker
 from .specs.hardware import System
 from .specs.model import ModelSpec
 
@@ -200,213 +201,6 @@ class DeploymentResult(ResultMixin, BaseModel):
 
 
 # ---------------------------------------------------------------------------
-# one replica
-# ---------------------------------------------------------------------------
-
-class _Replica:
-    """One worker's scheduler state, advanced iteration by iteration up to a time (see the module docstring).
-
-    ``t`` is the start of the next iteration (the end of the last one); ``advance(until)`` runs the
-    iterations that start before ``until``. Per-request times go to the shared ``first`` / ``finish`` lists."""
-
-    __slots__ = ("pool", "role", "costs", "kv_cap", "t", "it", "waiting", "prefill_left", "running", "start_it",
-                 "sum_isl", "sum_start", "kv_used", "outstanding", "last_done", "busy", "sim")
-
-    def __init__(self, pool: int, role: str, costs: _Costs, kv_cap: int, sim: _Fleet) -> None:
-        self.pool, self.role, self.costs, self.kv_cap, self.sim = pool, role, costs, kv_cap, sim
-        self.t = 0.0
-        self.it = 0
-        self.waiting: deque[int] = deque()
-        self.prefill_left: dict[int, int] = {}
-        self.running: list[tuple[int, int]] = []  # heap of (iteration at which it finishes, request)
-        self.start_it: dict[int, int] = {}
-        self.sum_isl = self.sum_start = 0  # for the mean context: sum(isl + it - start)
-        self.kv_used = 0
-        self.outstanding = 0  # requests routed here and not finished here
-        self.last_done = 0  # of them, those that finished at the end of the last iteration (at t)
-        self.busy = 0.0
-
-    def in_flight_at(self, now: float) -> int:
-        """Requests in flight at ``now`` (the replica has run the iterations starting before ``now``; those that
-        finished with an iteration ending after ``now`` are still in flight then)."""
-        return self.outstanding + (self.last_done if self.t > now else 0)
-
-    def add(self, i: int, now: float) -> None:
-        if not self.waiting and not self.running and self.t < now:
-            self.t = now  # an idle worker starts with the arrival
-        self.waiting.append(i)
-
-    def advance(self, until: float, limit: int) -> None:
-        if self.role == "aggregated":
-            self._advance_aggregated(until, limit)
-        elif self.role == "prefill":
-            self._advance_prefill(until, limit)
-        else:
-            self._advance_decode(until, limit)
-
-    def _over(self) -> SimulationError:
-        return SimulationError(f"the simulation passed {self.sim.max_iterations:,} scheduler iterations (its bound, "
-                               f"summed over the replicas); simulate fewer requests or shorter outputs")
-
-    def _advance_aggregated(self, until: float, limit: int) -> None:
-        # the iteration of planner.simulation.simulate, statement for statement (its results to the bit)
-        sim = self.sim
-        isl, osl, first, finish = sim.isl, sim.osl, sim.first, sim.finish
-        costs, kv_cap = self.costs, self.kv_cap
-        waiting, prefill_left, running, start_it = self.waiting, self.prefill_left, self.running, self.start_it
-        t, it, kv_used, sum_isl, sum_start = self.t, self.it, self.kv_used, self.sum_isl, self.sum_start
-        done = fin = 0
-        t0 = t
-        try:
-            while t < until and (waiting or running):
-                if it >= limit:
-                    raise self._over()
-                budget = max(0, MAX_BATCHED_TOKENS - len(running))
-                chunk = 0
-                done_prefill = []
-                for i in waiting:
-                    if budget <= 0:
-                        break
-                    if i not in prefill_left:
-                        need = isl[i] + osl[i]
-                        if kv_used + need > kv_cap and (running or prefill_left):
-                            break
-                        prefill_left[i] = isl[i]
-                        kv_used += need
-                    take = min(budget, prefill_left[i])
-                    prefill_left[i] -= take
-                    budget -= take
-                    chunk += take
-                    if prefill_left[i] == 0:
-                        done_prefill.append(i)
-                n_dec = len(running)
-                ctx = (sum_isl + n_dec * it - sum_start) / n_dec if n_dec else 0.0
-                dt = (costs.decode(n_dec, ctx) if n_dec else 0.0) + costs.prefill(chunk)
-                if dt <= 0:
-                    dt = 1e-4
-                t += dt
-                it += 1
-                done = 0
-                while running and running[0][0] <= it:
-                    _, i = heapq.heappop(running)
-                    finish[i] = t
-                    sum_isl -= isl[i]
-                    sum_start -= start_it.pop(i)
-                    kv_used -= isl[i] + osl[i]
-                    done += 1
-                for i in done_prefill:
-                    waiting.popleft()
-                    del prefill_left[i]
-                    first[i] = t
-                    if osl[i] <= 1:
-                        finish[i] = t
-                        kv_used -= isl[i] + osl[i]
-                        done += 1
-                        continue
-                    start_it[i] = it
-                    sum_isl += isl[i]
-                    sum_start += it
-                    heapq.heappush(running, (it + osl[i] - 1, i))
-                fin += done
-        finally:
-            self._store(t, it, kv_used, sum_isl, sum_start, fin, done if t > t0 else self.last_done, t - t0)
-
-    def _advance_prefill(self, until: float, limit: int) -> None:
-        sim = self.sim
-        isl, outbox = sim.isl, sim.outbox
-        costs, kv_cap = self.costs, self.kv_cap
-        waiting, prefill_left = self.waiting, self.prefill_left
-        t, it, kv_used = self.t, self.it, self.kv_used
-        done = fin = 0
-        t0 = t
-        try:
-            while t < until and waiting:
-                if it >= limit:
-                    raise self._over()
-                budget = MAX_BATCHED_TOKENS
-                chunk = 0
-                done_prefill = []
-                for i in waiting:
-                    if budget <= 0:
-                        break
-                    if i not in prefill_left:
-                        need = isl[i]
-                        if kv_used + need > kv_cap and prefill_left:
-                            break
-                        prefill_left[i] = need
-                        kv_used += need
-                    take = min(budget, prefill_left[i])
-                    prefill_left[i] -= take
-                    budget -= take
-                    chunk += take
-                    if prefill_left[i] == 0:
-                        done_prefill.append(i)
-                dt = costs.prefill(chunk)
-                if dt <= 0:
-                    dt = 1e-4
-                t += dt
-                it += 1
-                for i in done_prefill:
-                    waiting.popleft()
-                    del prefill_left[i]
-                    kv_used -= isl[i]
-                    outbox.append((t, i, self))
-                done = len(done_prefill)
-                fin += done
-        finally:
-            self._store(t, it, kv_used, 0, 0, fin, done if t > t0 else self.last_done, t - t0)
-
-    def _advance_decode(self, until: float, limit: int) -> None:
-        sim = self.sim
-        isl, osl, finish = sim.isl, sim.osl, sim.finish
-        costs, kv_cap = self.costs, self.kv_cap
-        waiting, running, start_it = self.waiting, self.running, self.start_it
-        t, it, kv_used, sum_isl, sum_start = self.t, self.it, self.kv_used, self.sum_isl, self.sum_start
-        done = fin = 0
-        t0 = t
-        try:
-            while t < until and (waiting or running):
-                if it >= limit:
-                    raise self._over()
-                while waiting:  # admit landed requests FIFO while their KV fits
-                    i = waiting[0]
-                    need = isl[i] + osl[i]
-                    if kv_used + need > kv_cap and running:
-                        break
-                    waiting.popleft()
-                    kv_used += need
-                    start_it[i] = it  # decodes in this iteration at context isl
-                    sum_isl += isl[i]
-                    sum_start += it
-                    heapq.heappush(running, (it + osl[i] - 1, i))
-                n_dec = len(running)
-                dt = costs.decode(n_dec, (sum_isl + n_dec * it - sum_start) / n_dec)
-                if dt <= 0:
-                    dt = 1e-4
-                t += dt
-                it += 1
-                done = 0
-                while running and running[0][0] <= it:
-                    _, i = heapq.heappop(running)
-                    finish[i] = t
-                    sum_isl -= isl[i]
-                    sum_start -= start_it.pop(i)
-                    kv_used -= isl[i] + osl[i]
-                    done += 1
-                fin += done
-        finally:
-            self._store(t, it, kv_used, sum_isl, sum_start, fin, done if t > t0 else self.last_done, t - t0)
-
-    def _store(self, t: float, it: int, kv_used: int, sum_isl: int, sum_start: int, finished: int,
-               last_done: int, busy: float) -> None:
-        self.sim.iterations += it - self.it
-        self.outstanding -= finished
-        self.t, self.it, self.kv_used, self.sum_isl, self.sum_start = t, it, kv_used, sum_isl, sum_start
-        self.last_done = last_done
-        self.busy += busy
-
-
-# ---------------------------------------------------------------------------
 # routing
 # ---------------------------------------------------------------------------
 
@@ -453,15 +247,15 @@ class _Fleet:
         self.finish = [math.nan] * n
         self.entry_pool = [-1] * n
         self.decode_pool = [-1] * n
-        self.outbox: list[tuple[float, int, _Replica]] = []
-        self.replicas: list[_Replica] = []
-        self.by_pool: list[list[_Replica]] = []
+        self.outbox: list[tuple[float, int, Replica]] = []
+        self.replicas: list[Replica] = []
+        self.by_pool: list[list[Replica]] = []
         self._transfer: dict[tuple[int, int, int], float] = {}
         for p, pool in enumerate(pools):
             # the KV capacity does not depend on the lengths serving_memory is given
             kv_cap = serving_memory(model, pool.system, pool.plan, 1, 1).kv_capacity_tokens
-            costs = _Costs(model, pool.system, pool.plan)
-            reps = [_Replica(p, pool.role, costs, kv_cap, self) for _ in range(pool.replicas)]
+            costs = Costs(model, pool.system, pool.plan)
+            reps = [Replica(p, pool.role, costs, kv_cap, self) for _ in range(pool.replicas)]
             self.by_pool.append(reps)
             self.replicas.extend(reps)
         self.entry = [r for r in self.replicas if r.role != "decode"]
@@ -478,7 +272,7 @@ class _Fleet:
                         table[b] = _Weighted(ps, [pools[p].share(b) for p in ps], rng)
 
     # -- routing -------------------------------------------------------------------------------------------
-    def _least(self, reps: list[_Replica], now: float) -> _Replica:
+    def _least(self, reps: list[Replica], now: float) -> Replica:
         best, load = reps[0], reps[0].in_flight_at(now)
         for r in reps[1:]:
             x = r.in_flight_at(now)
@@ -486,7 +280,7 @@ class _Fleet:
                 best, load = r, x
         return best
 
-    def _route_entry(self, k: int, now: float) -> _Replica:
+    def _route_entry(self, k: int, now: float) -> Replica:
         if self.router == "bucket":
             reps = self.by_pool[self._split_entry[self.buckets[k]].pick()]
             self._advance(reps, now)
@@ -498,7 +292,7 @@ class _Fleet:
         self._advance(self.entry, now)
         return self._least(self.entry, now)
 
-    def _route_decode(self, k: int, now: float) -> _Replica:
+    def _route_decode(self, k: int, now: float) -> Replica:
         if self.router == "bucket":
             reps = self.by_pool[self._split_decode[self.buckets[k]].pick()]
             self._advance(reps, now)
@@ -510,7 +304,7 @@ class _Fleet:
         self._advance(self.decode, now)
         return self._least(self.decode, now)
 
-    def _advance(self, reps: list[_Replica], until: float) -> None:
+    def _advance(self, reps: list[Replica], until: float) -> None:
         for r in reps:
             if r.t < until and (r.waiting or r.running):
                 r.advance(until, r.it + self.max_iterations - self.iterations)
@@ -633,7 +427,11 @@ def simulate_deployment(model: ModelSpec, pools: Sequence[DeploymentPool], reque
         raise SimulationError(f"simulating these requests needs at least {lower:,} scheduler iterations (the "
                               f"longest output), more than the bound of {max_iterations:,}; simulate shorter outputs")
     fleet = _Fleet(model, list(pools), reqs, bs, router, routes, seed, max_iterations)
-    fleet.run()
+    try:
+        fleet.run()
+    except IterationBound:
+        raise SimulationError(f"the simulation passed {max_iterations:,} scheduler iterations (its bound, summed "
+                              f"over the replicas); simulate fewer requests or shorter outputs") from None
     result = _result(fleet, ttft_slo_ms, tpot_slo_ms)
     if _keep is not None:
         _keep.append(fleet)

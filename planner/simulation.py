@@ -24,20 +24,20 @@ raise it, and the same seed gives the same number.
 
 from __future__ import annotations
 
-import heapq
 import math
 import os
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from .cost.serving import (BACKENDS, MAX_BATCHED_TOKENS, ServingError, ServingMemory, ServingPlan, check_context,
-                           check_serving_plan, decode_step_s, kv_bytes_per_request_per_gpu, longest_request_fits,
-                           prefill_s, serving_memory)
+from .cost.serving import (ServingError, ServingMemory, ServingPlan, check_context,
+                           check_serving_plan, kv_bytes_per_request_per_gpu, longest_request_fits,
+                           serving_memory)
 from .errors import PlannerError
+from .scheduler import Costs as _Costs
+from .scheduler import IterationBound, Replica
 from .results import ResultMixin
 from .limits import (MAX_CSV_FIELD_CHARS, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_SEED,
                      MAX_SIM_ITERATIONS, MAX_SLO_S, MAX_TRACE_REQUESTS, check_int, check_number)
@@ -185,31 +185,17 @@ def scale_rate(requests: list[Request], factor: float) -> list[Request]:
     return [Request(r.arrival / factor, r.isl, r.osl) for r in requests]
 
 
-class _Costs:
-    """Iteration costs of one worker, memoised on coarse buckets."""
+class _Run:
+    """The per-request state one worker's simulation shares with its :class:`~planner.scheduler.Replica`."""
 
-    def __init__(self, model: ModelSpec, system: System, plan: ServingPlan) -> None:
-        self.model, self.system, self.plan = model, system, plan
-        self.consts = BACKENDS[plan.backend]
-        self._dec: dict[tuple[int, int], float] = {}
-        self._pf: dict[int, float] = {}
-        self.iterations = 0  # scheduler iterations simulated with these costs (the goodput walk's work bound)
+    __slots__ = ("isl", "osl", "first", "finish", "outbox", "iterations", "max_iterations")
 
-    def decode(self, batch: int, ctx: float) -> float:
-        b = batch if batch <= 64 else 8 * math.ceil(batch / 8)
-        c = max(256, 256 * round(ctx / 256))
-        key = (b, c)
-        if key not in self._dec:
-            self._dec[key] = decode_step_s(self.model, self.system, self.plan, b, c)["step"]
-        return self._dec[key]
-
-    def prefill(self, tokens: int) -> float:
-        if tokens <= 0:
-            return 0.0
-        t = max(256, 256 * math.ceil(tokens / 256))
-        if t not in self._pf:
-            self._pf[t] = prefill_s(self.model, self.system, self.plan, 1, t) / t
-        return self._pf[t] * tokens * self.consts.prefill_mix
+    def __init__(self, isl: list[int], osl: list[int], max_iterations: int) -> None:
+        self.isl, self.osl, self.max_iterations = isl, osl, max_iterations
+        self.first = [math.nan] * len(isl)
+        self.finish = [math.nan] * len(isl)
+        self.outbox: list = []  # completed prompts of a prefill replica (none here)
+        self.iterations = 0
 
 
 def _check_slo(value: float, name: str) -> float:
@@ -294,70 +280,20 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
                               f"the bound of {max_iterations:,}; simulate fewer requests or shorter outputs")
     _check_fits(model, system, plan, mem, max(r.isl + r.osl for r in reqs))
     n = len(reqs)
-    first = np.full(n, np.nan)
-    finish = np.full(n, np.nan)
-    t, it, nxt = 0.0, 0, 0
-    waiting: deque[int] = deque()
-    prefill_left: dict[int, int] = {}
-    running: list[tuple[int, int]] = []  # heap of (iteration at which it finishes, request)
-    start_it: dict[int, int] = {}
-    sum_isl = sum_start = 0  # for the mean context: sum(isl + it - start)
-    kv_used = 0
-    while nxt < n or waiting or running:
-        if it >= max_iterations:
-            raise SimulationError(f"the simulation passed {max_iterations:,} scheduler iterations (its bound) with "
-                                  f"{n - nxt + len(waiting) + len(running):,} requests left; simulate fewer requests "
-                                  f"or shorter outputs")
-        while nxt < n and reqs[nxt].arrival <= t:
-            waiting.append(nxt)
-            nxt += 1
-        if not waiting and not running:
-            t = reqs[nxt].arrival
-            continue
-        # prefill chunk: FIFO over admitted prompts, within the token budget and the KV capacity
-        budget = max(0, MAX_BATCHED_TOKENS - len(running))
-        chunk = 0
-        done_prefill = []
-        for i in waiting:  # each visit takes >= 1 token of the budget: at most MAX_BATCHED_TOKENS + 1 visits
-            if budget <= 0:
-                break
-            if i not in prefill_left:
-                need = reqs[i].isl + reqs[i].osl
-                if kv_used + need > kv_cap and (running or prefill_left):
-                    break  # wait for KV space
-                prefill_left[i] = reqs[i].isl
-                kv_used += need
-            take = min(budget, prefill_left[i])
-            prefill_left[i] -= take
-            budget -= take
-            chunk += take
-            if prefill_left[i] == 0:
-                done_prefill.append(i)
-        n_dec = len(running)
-        ctx = (sum_isl + n_dec * it - sum_start) / n_dec if n_dec else 0.0
-        dt = (costs.decode(n_dec, ctx) if n_dec else 0.0) + costs.prefill(chunk)
-        if dt <= 0:
-            dt = 1e-4
-        t += dt
-        it += 1
-        while running and running[0][0] <= it:  # requests that produced their last token
-            _, i = heapq.heappop(running)
-            finish[i] = t
-            sum_isl -= reqs[i].isl
-            sum_start -= start_it.pop(i)
-            kv_used -= reqs[i].isl + reqs[i].osl
-        for i in done_prefill:  # the prompts completed are a prefix of the FIFO
-            waiting.popleft()
-            del prefill_left[i]
-            first[i] = t
-            if reqs[i].osl <= 1:
-                finish[i] = t
-                kv_used -= reqs[i].isl + reqs[i].osl
-                continue
-            start_it[i] = it
-            sum_isl += reqs[i].isl
-            sum_start += it
-            heapq.heappush(running, (it + reqs[i].osl - 1, i))
+    run = _Run([r.isl for r in reqs], [r.osl for r in reqs], max_iterations)
+    worker = Replica(0, "aggregated", costs, kv_cap, run)
+    try:
+        for i, r in enumerate(reqs):  # an iteration starting at t sees the arrivals at or before t
+            if worker.t < r.arrival and (worker.waiting or worker.running):
+                worker.advance(r.arrival, max_iterations)
+            worker.add(i, r.arrival)
+        worker.advance(math.inf, max_iterations)
+    except IterationBound:
+        left = sum(1 for x in run.finish if x != x)  # NaN: not finished
+        raise SimulationError(f"the simulation passed {max_iterations:,} scheduler iterations (its bound) with "
+                              f"{left:,} requests left; simulate fewer requests or shorter outputs") from None
+    it = worker.it
+    first, finish = np.array(run.first), np.array(run.finish)
     costs.iterations += it
     arr = np.array([r.arrival for r in reqs])
     osl = np.array([r.osl for r in reqs])
