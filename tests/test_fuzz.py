@@ -1178,6 +1178,22 @@ def api_targets(scratch):
                          ("tpot_ms", _bad_positive(L.MAX_SLO_S * 1e3)), ("rate", _bad_positive(L.MAX_RATE))):
             targets.append((f"search_serve({arg}=...)", bad, lambda v, arg=arg: planner.search_serve(
                 "qwen3-8b", "h100", **{**serve_search_kw, arg: v})))
+    # the notebook API of issue 14: one worker, a simulation, a mix from rows in memory
+    for arg, bad in (("isl", _bad_count(L.MAX_REQUEST_TOKENS)), ("osl", _bad_count(L.MAX_REQUEST_TOKENS)),
+                     ("concurrency", _bad_count(L.MAX_CONCURRENCY))):
+        targets.append((f"estimate_serve({arg}=...)", bad, lambda v, arg=arg: planner.estimate_serve(
+            "qwen3-8b", "h100", **{"isl": 1024, "osl": 128, "concurrency": 8, arg: v})))
+    targets.append(("estimate_serve(rate=...)", _bad_positive(L.MAX_RATE),
+                    lambda v: planner.estimate_serve("qwen3-8b", "h100", 1024, 128, rate=v)))
+    targets.append(("simulate(rate=...)", _bad_positive(L.MAX_RATE),
+                    lambda v: planner.simulate("qwen3-8b", "h100", rate=v, requests=20)))
+    targets.append(("simulate(requests=...)", _bad_count(L.MAX_REQUESTS),  # a valid count is cut to 30
+                    lambda v: planner.simulate("qwen3-8b", "h100", rate=4, requests=v if _bad_count(
+                        L.MAX_REQUESTS)(v) else min(int(v), 30))))
+    targets.append(("mix(histogram=[(512, 128, weight)])", lambda v: not finite(v) or v <= 0,
+                    lambda v: planner.mix("llama-3.1-8b", ["a100"], 1000, 50, histogram=[(512, 128, v)], rate=1)))
+    targets.append(("mix(histogram=[(isl, 128, 1)])", _bad_count(L.MAX_REQUEST_TOKENS),
+                    lambda v: planner.mix("llama-3.1-8b", ["a100"], 60_000, 50, histogram=[(v, 128, 1)], rate=1)))
     return targets
 
 
@@ -1195,8 +1211,15 @@ def api_path_targets(scratch):
     binary = scratch / "binary.json"
     binary.write_bytes(bytes(range(256)) * 4)
     paths = API_PATHS + [str(empty_dir), str(binary)]
+    answer = planner.simulate("qwen3-8b", "h100", rate=4, requests=10)
     calls = [("get_model", planner.get_model), ("get_system", planner.get_system),
-             ("simulate.trace_requests", sim.trace_requests), ("moe.trace.load_routing", load_routing)]
+             ("simulate.trace_requests", sim.trace_requests), ("moe.trace.load_routing", load_routing),
+             ("write_report", lambda p: planner.write_report(answer, p)),
+             ("plot", lambda p: planner.plot(answer, p)),
+             ("run_sweep(out=...)", lambda p: planner.run_sweep(
+                 {"models": ["llama-3.1-8b"], "gpus": ["h100"], "counts": [8], "seq_lens": [2048],
+                  "global_batch": 64}, p, workers=1)),
+             ("run_sweep(grid=...)", lambda p: planner.run_sweep(p, str(scratch / "never.csv"), workers=1))]
     return paths, calls
 
 
