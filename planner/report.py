@@ -263,12 +263,28 @@ def _mix_sections(r: Any, context: dict) -> list[Section]:
               100 * p.traffic_share, 100 * p.utilization, p.cost_per_hour_usd, p.power_w / 1e3] for p in r.pools]
     buckets = [[b.label, b.isl, b.osl, b.rate_rps, 100 * b.share, b.longest] for b in r.buckets]
     singles = [[s.gpu, s.cost_per_hour_usd, s.gpus, s.reason] for s in r.singles]
-    return [("Answer", key_values(pairs)),
-            ("Pools", table(("GPU", "role", "layout", "replicas", "GPUs", "buckets", "traffic (%)", "utilization (%)",
-                             "$ per hour", "power (kW)"), pools)),
-            ("Workload buckets", table(("bucket", "isl", "osl", "requests/s", "share (%)", "longest"), buckets)),
-            ("Each type alone", table(("GPU", "$ per hour", "GPUs", "why not"), singles)),
-            ("The mix", figure(plot_mix(r), "GPUs per type and role; $/hour against each type alone"))]
+    out = [("Answer", key_values(pairs)),
+           ("Pools", table(("GPU", "role", "layout", "replicas", "GPUs", "buckets", "traffic (%)", "utilization (%)",
+                            "$ per hour", "power (kW)"), pools)),
+           ("Workload buckets", table(("bucket", "isl", "osl", "requests/s", "share (%)", "longest"), buckets)),
+           ("Each type alone", table(("GPU", "$ per hour", "GPUs", "why not"), singles)),
+           ("The mix", figure(plot_mix(r), "GPUs per type and role; $/hour against each type alone"))]
+    v = context.get("verify")
+    if isinstance(v, dict) and isinstance(v.get("pools"), list):  # planner mix --verify's report
+        rows = [[p.get("name"), (p.get("ttft_ms") or {}).get("p90"), (p.get("tpot_ms") or {}).get("p90"),
+                 None if p.get("attainment") is None else 100 * p["attainment"], "yes" if p.get("ok") else "no"]
+                for p in v["pools"]]
+        lines = [f"{v.get('requests', 0):,} requests replayed behind the {v.get('router', '?')} router; target: "
+                 f"{100 * float(v.get('target', 0)):.0f} % of each pool's requests within both SLOs."]
+        rounds = v.get("rounds") or []
+        if v.get("repaired") and rounds:
+            lines.append(f"The capacity model's mix (${fmt(rounds[0].get('cost_per_hour_usd'))}/h) met the SLOs "
+                         f"for {fmt(100 * float(rounds[0].get('attainment', 0)))} % of requests; after "
+                         f"{len(rounds) - 1} round(s) of lowering the short pools' capacities the mix above is "
+                         f"the answer.")
+        out.insert(2, ("Verified by simulation", notes(lines) + table(
+            ("pool", "TTFT p90 (ms)", "TPOT p90 (ms)", "within SLOs (%)", "meets the target"), rows)))
+    return out
 
 
 def _pct(d: dict | None) -> list[object]:
@@ -400,7 +416,8 @@ def write_report(result: Any, path: str | os.PathLike, title: str | None = None,
     ``context``: what the answer alone does not hold. ``stages`` (a training estimate's per-stage memory,
     :func:`planner.cost.training.stage_memory`); ``stats``, ``cluster``, ``baseline``, ``layer`` (an expert
     placement's routing statistics, cluster, the placement it is compared with [round robin], the layer shown);
-    ``ttft_slo_ms``, ``tpot_slo_ms`` (a simulation's SLOs, drawn on its CDFs)."""
+    ``ttft_slo_ms``, ``tpot_slo_ms`` (a simulation's SLOs, drawn on its CDFs); ``verify`` (a mix's verification,
+    :func:`planner.fleet_verify.verify_mix`'s report)."""
     from .files import output_path
 
     p = output_path(path, tuple(SUFFIXES), "report", ReportError)

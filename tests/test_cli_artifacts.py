@@ -96,3 +96,14 @@ def test_plot_with_a_capacity_table_is_refused(tmp_path):
     code, out, err = cli("mix", "--capacity-table", str(tmp_path / "t.json"), "--plot", str(tmp_path / "m.png"))
     assert code == 2 and out == "" and "--plot" in err and "--capacity-table" in err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_a_verified_mix_report_holds_the_verification(hist, tmp_path):
+    html = tmp_path / "mix.html"
+    code, out, err = cli(*_argv("mix", hist, "--verify", "--requests", "400", "--report", str(html)))
+    assert code == 0, err
+    page = html.read_text()
+    assert "Verified by simulation" in page and "400 requests replayed behind the bucket router" in page
+    # without --verify there is no such section
+    code, _, err = cli(*_argv("mix", hist, "--report", str(html)))
+    assert code == 0 and "Verified by simulation" not in html.read_text()

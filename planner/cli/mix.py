@@ -186,7 +186,8 @@ def mix(
     if report is not None:
         out["verify"] = report
     write_artifacts(res, plot, report_path, quiet=as_json or target is not None,
-                    title=f"{res.model}: GPU-type mix for {res.rate_rps:.3g} requests/s")
+                    title=f"{res.model}: GPU-type mix for {res.rate_rps:.3g} requests/s",
+                    report_only={"verify": report} if report is not None else None)
     if target is not None:
         from planner.export.fleet import export_fleet
 

@@ -34,9 +34,10 @@ def check_artifacts(plot: Path | None, report: Path | None, inputs: dict[str, An
 
 
 def write_artifacts(result: Any, plot: Path | None, report: Path | None, *, quiet: bool, title: str | None = None,
-                    **context: Any) -> None:
+                    report_only: dict[str, Any] | None = None, **context: Any) -> None:
     """Draw ``result`` to ``plot`` and write its report to ``report`` (``context``: what the answer alone does not
-    hold, e.g. ``stages=``, ``stats=`` / ``cluster=``, ``ttft_slo_ms=``)."""
+    hold, e.g. ``stages=``, ``stats=`` / ``cluster=``, ``ttft_slo_ms=``; ``report_only``: more of it for the
+    report alone, e.g. ``verify=``)."""
     if plot is not None:
         from planner import plots
 
@@ -54,7 +55,7 @@ def write_artifacts(result: Any, plot: Path | None, report: Path | None, *, quie
     if report is not None:
         from planner.report import write_report
 
-        write_report(result, report, title, **context)
+        write_report(result, report, title, **context, **(report_only or {}))
         if not quiet:
             import typer
 
