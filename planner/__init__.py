@@ -179,7 +179,15 @@ def estimate_train(model: str | ModelSpec, gpu: str | System, gpus: int | None =
         shown = f" (got {got!r})"[:120] if isinstance(got, (int, float, str)) else ""
         more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
         raise PlanError(f"invalid plan: {where}: {e.get('msg', 'invalid value')}{shown}{more}") from None
-    return estimate_training(m, s, p, gpus)
+    est = estimate_training(m, s, p, gpus)
+
+    def document() -> dict | None:  # to_dict(): the training plan document, after the gate
+        from .api import training_plan_document
+
+        return training_plan_document(est, m, s)
+
+    est._document = document
+    return est
 
 
 __all__ = [

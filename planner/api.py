@@ -257,8 +257,12 @@ def estimate_serve(model: str | ModelSpec, gpu: str | System, isl: int, osl: int
     if rate is not None:
         if engine_version is not None:
             raise ServingError("engine_version is for the closed loop (a benchmark's releases); the open loop has none")
-        return estimate_serving_at_rate(m, s, plan, isl, osl, rate)
-    return estimate_serving(m, s, plan, isl, osl, concurrency, engine_version=engine_version)  # type: ignore[arg-type]
+        return estimate_serving_at_rate(m, s, plan, isl, osl, rate)  # to_dict(): the estimate (no document of
+        # an open-loop operating point: a document's predictions are the closed loop's at its concurrency)
+    est = estimate_serving(m, s, plan, isl, osl, concurrency, engine_version=engine_version)  # type: ignore[arg-type]
+    if engine_version is None:  # to_dict(): its plan document, after the gate (documents use current constants)
+        est._document = lambda: serving_plan_document(est, m, s)
+    return est
 
 
 def simulate(model: str | ModelSpec, gpu: str | System, *, trace: str | None = None, rate: float | None = None,

@@ -96,6 +96,11 @@ class ResultMixin:
         doc = getattr(self, "plan_document", None)
         if isinstance(doc, dict):
             return doc
+        make = getattr(self, "_document", None)  # an estimate from the public API builds its document on demand
+        if callable(make):
+            doc = make()
+            if isinstance(doc, dict):
+                return doc
         if hasattr(self, "model_dump"):
             return _clean(self.model_dump(mode="json"))  # type: ignore[attr-defined]
         if is_dataclass(self):

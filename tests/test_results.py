@@ -66,6 +66,15 @@ def test_to_dict_is_the_plan_document_where_the_answer_has_one(answers):
         a = answers[name]
         assert a.to_dict() is a.plan_document
         planner.check(a.to_dict())  # the gate takes it back
+    # an estimate at a concurrency (or of a training plan) makes its document on demand, through the gate
+    for name, schema in (("estimate", "planner.training-plan"), ("serving", "planner.serving-plan")):
+        doc = answers[name].to_dict()
+        assert doc["schema"] == schema
+        planner.check(doc)
+    # an open-loop operating point, or a plan that does not fit, has none: the estimate itself
+    assert "schema" not in planner.estimate_serve("qwen3-8b", "h100", 1024, 128, rate=2).to_dict()
+    unfit = planner.estimate_train("llama-3.1-70b", "h100", gpus=8, global_batch=64, seq_len=2048, micro_batch=1)
+    assert not unfit.fits and unfit.to_dict()["model"] == "llama-3.1-70b"
     doc = answers["placement"].to_dict()
     pl = answers["placement"].placement
     assert doc["solver"]["objective"] == answers["placement"].objective

@@ -43,9 +43,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..errors import PlannerError
 from ..limits import MAX_CONCURRENCY, MAX_GPUS, MAX_RATE, MAX_REQUEST_TOKENS, check_int, check_number
@@ -203,6 +203,7 @@ class ServingMemory(BaseModel):
 
 
 class ServingEstimate(ResultMixin, BaseModel):
+    _document: Any = PrivateAttr(None)  # makes its plan document on demand (set by the public API; to_dict)
     model: str
     gpu: str
     plan: ServingPlan

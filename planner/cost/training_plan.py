@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..errors import PlannerError
 from ..limits import MAX_TOKENS, MAX_USD, check_number
@@ -97,6 +97,7 @@ class MemoryBreakdown(BaseModel):
 
 class TrainingEstimate(ResultMixin, BaseModel):
     """What the cost model predicts for one plan, with its breakdown and constants."""
+    _document: Any = PrivateAttr(None)  # makes its plan document on demand (set by the public API; to_dict)
 
     model: str
     gpu: str
