@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # A representative planning job on built-in specs (the best training plan for
 # Llama-3.1-70B on 1,024 H100s, one explicit plan estimated, the best serving plans for
-# Qwen3-32B on 32 H200s, the experts of Qwen3-235B-A22B placed on 32 GPUs), then the checks against published and measured runs when the
+# Qwen3-32B on 32 H200s, the experts of Qwen3-235B-A22B placed on 32 GPUs, the cheapest GPU-type mix
+# for Llama-3.1-8B at 40 requests/s), then the checks against published and measured runs when the
 # reference data is there.
 demo: $(STAMP)
 	$(BIN)/planner train --model llama-3.1-70b --gpu h100 --gpus 1024 --seq 8192 --gbs 1024 --tokens 15T
@@ -30,6 +31,8 @@ demo: $(STAMP)
 	$(BIN)/planner serve --model qwen3-32b --gpu h200 --gpus 32 --isl 4000 --osl 500 --ttft 300ms --tpot 10ms
 	@echo
 	$(BIN)/planner experts --model qwen3-235b-a22b --synthetic --tokens 2048 --gpus 32 --gpus-per-node 8 --redundant 32 --time-limit 10
+	@echo
+	$(BIN)/planner mix --model llama-3.1-8b --gpus l4,l40s,a100,h100,h200 --histogram examples/workload_histogram.csv --rate 40 --ttft 1s --tpot 50ms
 	@if [ -d "$(REFERENCE)/training" ]; then \
 		echo; $(BIN)/planner validate training --reference "$(REFERENCE)"; \
 		echo; $(BIN)/planner validate serving --reference "$(REFERENCE)" --split report; \
