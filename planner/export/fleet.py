@@ -161,8 +161,8 @@ def export_fleet(doc: FleetDocument | dict[str, Any], target: str, *, image: str
     for number, group in enumerate(role_groups(typed), start=1):
         if target == "k8s":
             parts.append(f"pools {', '.join(map(str, group))} (prefill / decode) not rendered as manifests: their "
-                         f"workers pair across GPU types behind an engine's router; export them with --export "
-                         f"vllm, sglang or trtllm")
+                         f"workers pair across GPU types behind an engine's router; export them to "
+                         f"vllm, sglang or trtllm instead")
             continue
         out.append(_group_text(typed, group, number, target))
     if not out:
