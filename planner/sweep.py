@@ -750,6 +750,28 @@ def ray_missing() -> SweepError:
     return SweepError("--ray needs Ray: pip install 'planner[ray]'")
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0  # a cluster address must accept a TCP connection within this (Ray itself retries for minutes)
+
+
+def _reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """A ``host:port`` or ``ray://host:port`` address accepts a TCP connection, else one :class:`SweepError` line
+    (``auto`` and ``local`` are Ray's own lookups and pass)."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SweepError(f"--ray {address!r:.80}: give auto, local, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise SweepError(f"--ray {address:.80}: nothing answers at {host}:{port} within {timeout_s:g} s "
+                         f"({exc.strerror or exc.__class__.__name__})") from None
+
+
 def _ray(jobs: list[SweepJob], address: str, workers: int | None) -> Iterator[dict[str, Any]]:
     """Ray tasks, one per job (``num_cpus=1``), at most ``2 x`` the cluster's CPUs (or ``workers``) in flight.
 
@@ -771,6 +793,8 @@ def _ray(jobs: list[SweepJob], address: str, workers: int | None) -> Iterator[di
                 ray.init(address="local", num_cpus=workers, **kw)
             else:
                 ray.init(address=address, **kw)
+        except SweepError:
+            raise
         except Exception as exc:  # ConnectionError, ValueError, RuntimeError: Ray's words for "cannot reach it"
             raise SweepError(f"--ray {address}: cannot start or reach a Ray runtime ({_reason(exc)[:160]})") from None
         started = True
@@ -854,9 +878,11 @@ def _run_locked(grid: SweepGrid, output: SweepOutput, workers: int | None, ray_a
     if ray_address is not None:
         backend = "ray"
         try:
-            import ray  # noqa: F401  (fail before touching the output)
+            import ray  # (fail before touching the output)
         except ImportError:
             raise ray_missing() from None
+        if todo and not ray.is_initialized():
+            _reachable(ray_address)  # an address nothing answers at: one line now, not minutes of Ray's retries
         stream = _ray(todo, ray_address, workers) if todo else iter(())
     elif workers == 1 or len(todo) <= 1:
         backend, stream = "serial", _serial(todo)

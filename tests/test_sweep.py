@@ -203,6 +203,22 @@ def test_missing_ray_is_one_line(grid_file, tmp_path, monkeypatch):
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_an_unreachable_or_malformed_ray_address_is_one_line_at_once(grid_file, tmp_path):
+    """A cluster address must answer a TCP connection within seconds (Ray itself retries for minutes)."""
+    pytest.importorskip("ray", reason="the ray extra: pip install 'planner[ray]'")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: bind, then close
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SweepError, match=rf"^--ray 127.0.0.1:{port}: nothing answers at 127.0.0.1:{port} within 5 s"):
+        run_sweep(load_grid(grid_file), tmp_path / "x.csv", ray_address=f"127.0.0.1:{port}")
+    for bad in ("nonsense", "host:", "host:99999", "ray://"):
+        with pytest.raises(SweepError, match=r"give auto, local, HOST:PORT or ray://HOST:PORT"):
+            run_sweep(load_grid(grid_file), tmp_path / "x.csv", ray_address=bad)
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_missing_pyarrow_is_one_line(grid_file, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(SweepError, match=r"^Parquet output needs pyarrow: pip install 'planner\[parquet\]'"):
