@@ -337,3 +337,28 @@ def test_two_sweeps_never_write_one_output(grid_file, tmp_path):
         with pytest.raises(SweepError, match="another planner sweep is writing it"):
             run_sweep(load_grid(grid_file), out, workers=1)
     assert not out.exists()
+
+
+def test_the_best_plans_table_is_the_files_rows(grid_file, serial, tmp_path):
+    """``planner sweep`` shows the first ``--show`` jobs' best plans (as CSV with ``--table best``): the rows of
+    the output file, in job order; ``--show 0`` hides them; ``--show`` with ``--json`` is refused."""
+    import shutil
+
+    out = tmp_path / "rows.csv"
+    shutil.copy(serial, out)  # every job finished: the command runs none and shows the file
+    code, text, err = cli("sweep", str(grid_file), "--out", str(out), "--csv", "--table", "best", "--show", "5")
+    assert code == 0, err
+    shown = list(csv.DictReader(text.splitlines()))
+    rows = read_rows(out)
+    assert [int(r["job"]) for r in shown] == [r["job"] for r in rows[:5]]
+    for s, r in zip(shown, rows):
+        assert (s["model"], s["GPU"], int(s["GPUs"])) == (r["model"], r["gpu"], r["gpus"])
+        if r["status"] == "ok":
+            assert s["layout"].startswith(f"{r['tp']}.{r['pp']}.{r['dp']}")
+            assert float(s["step s"]) == pytest.approx(r["step_time_s"], rel=5e-3)
+        else:
+            assert s["layout"] == r["status"] and s["step s"] == "-"
+    code, text, _ = cli("sweep", str(grid_file), "--out", str(out), "--show", "0")
+    assert code == 0 and "Best plans" not in text
+    code, _, err = cli("sweep", str(grid_file), "--out", str(out), "--json", "--show", "3")
+    assert code == 2 and "--show does nothing with --json" in err

@@ -16,7 +16,7 @@ from .render import (EXIT_INTERNAL, LazyProgress, fail, print_json, refuse_overw
                      tabular)
 
 
-@tabular("sweep")
+@tabular("sweep", "best")
 def sweep(
     ctx: typer.Context,
     grid: Path = typer.Argument(..., metavar="GRID", help="The grid, a YAML file: lists of models, gpus (GPU "
@@ -38,6 +38,8 @@ def sweep(
                              "same."),
     restart: bool = typer.Option(False, "--restart", help="Discard the rows already in the output and run every "
                                  "job again."),
+    show_rows: int = typer.Option(20, "--show", min=0, max=1000, metavar="N", help="Jobs shown in the table of "
+                                  "best plans (the first N by job; 0: none). Every row is in the output file."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (the summary) instead of a table."),
     timings: bool = typer.Option(False, "--timings", help="With --json: include the wall time (left out by "
                                  "default so the same input gives the same bytes)."),
@@ -47,6 +49,7 @@ def sweep(
     from planner.sweep import load_grid, run_sweep
 
     refuse_unused(ctx, "without --json", *(() if as_json else ("timings",)))
+    refuse_unused(ctx, "with --json (it prints the summary)", *(("show_rows",) if as_json else ()))
     if address is not None and not ray:
         fail(f"ADDRESS {address[:80]!r} given without --ray (write: planner sweep GRID --ray [ADDRESS])")
     g = load_grid(grid)
@@ -75,6 +78,8 @@ def sweep(
                          ("refused (invalid job)", summary.invalid), ("failed (internal error)", summary.failed)):
             t.add_row(label, f"{n:,}")
         show(t)
+        if show_rows:
+            _best_plans(summary.output, show_rows)
         how = {"serial": "in this process", "pool": f"on {summary.workers} local processes",
                "ray": "as Ray tasks"}[summary.backend]
         say(f"wrote {summary.output} ({summary.format}, one row per job, sorted by job); ran {how} in "
@@ -82,3 +87,24 @@ def sweep(
     if summary.failed:
         fail(f"{summary.failed} job(s) failed with an internal error (status 'error' in {summary.output}); a rerun "
              "runs them again (planner train on one job with PLANNER_DEBUG=1 shows the traceback)", EXIT_INTERNAL)
+
+
+def _best_plans(path: str, limit: int) -> None:
+    """The first ``limit`` rows of the output: each job's best plan (or why it has none)."""
+    from planner.sweep import read_rows
+
+    rows = read_rows(path)
+    t = table(f"Best plans (first {min(limit, len(rows)):,} of {len(rows):,} jobs; tp.pp.dp, step time, MFU)", "job",
+              "model", "GPU", "GPUs", "seq", "objective", "layout", "step s", "MFU", right=("job", "GPUs", "seq",
+                                                                                         "step s", "MFU"), key="best")
+    for r in rows[:limit]:
+        if r["status"] == "ok":
+            layout = f"{r['tp']}.{r['pp']}.{r['dp']}" + (f" cp{r['cp']}" if (r.get("cp") or 1) > 1 else "") + \
+                (f" ep{r['ep']}" if (r.get("ep") or 1) > 1 else "")
+            step, mfu = f"{r['step_time_s']:.3g}", f"{100 * r['mfu']:.1f}%"
+        else:
+            layout, step, mfu = r["status"], "-", "-"
+        t.add_row(str(r["job"]), str(r["model"]), str(r["gpu"]), f"{r['gpus']:,}", f"{r['seq_len']:,}",
+                  str(r["objective"]), layout, step, mfu)
+    show(t)
+
