@@ -102,9 +102,6 @@ class Replica:
         else:
             self._advance_decode(until, limit)
 
-    def _over(self) -> IterationBound:
-        return IterationBound()
-
     def _advance_aggregated(self, until: float, limit: int) -> None:
         # continuous batching with chunked prefill (planner.simulation's module docstring)
         sim = self.sim
@@ -117,7 +114,7 @@ class Replica:
         try:
             while t < until and (waiting or running):
                 if it >= limit:
-                    raise self._over()
+                    raise IterationBound
                 budget = max(0, MAX_BATCHED_TOKENS - len(running))
                 chunk = 0
                 done_prefill = []
@@ -179,7 +176,7 @@ class Replica:
         try:
             while t < until and waiting:
                 if it >= limit:
-                    raise self._over()
+                    raise IterationBound
                 budget = MAX_BATCHED_TOKENS
                 chunk = 0
                 done_prefill = []
@@ -224,7 +221,7 @@ class Replica:
         try:
             while t < until and (waiting or running):
                 if it >= limit:
-                    raise self._over()
+                    raise IterationBound
                 while waiting:  # admit landed requests FIFO while their KV fits
                     i = waiting[0]
                     need = isl[i] + osl[i]

@@ -260,7 +260,7 @@ class _Fleet:
             self.replicas.extend(reps)
         self.entry = [r for r in self.replicas if r.role != "decode"]
         self.decode = [r for r in self.replicas if r.role == "decode"]
-        self._rr_entry = self._rr_decode = 0
+        self._rr = [0, 0]  # round-robin counters: entry, decode
         self._split_entry: dict[int, _Weighted] = {}
         self._split_decode: dict[int, _Weighted] = {}
         if router == "bucket":
@@ -281,28 +281,24 @@ class _Fleet:
         return best
 
     def _route_entry(self, k: int, now: float) -> Replica:
-        if self.router == "bucket":
-            reps = self.by_pool[self._split_entry[self.buckets[k]].pick()]
-            self._advance(reps, now)
-            return self._least(reps, now)
-        if self.router == "round-robin":
-            r = self.entry[self._rr_entry % len(self.entry)]
-            self._rr_entry += 1
-            return r
-        self._advance(self.entry, now)
-        return self._least(self.entry, now)
+        return self._route(k, now, self._split_entry, self.entry, 0)
 
     def _route_decode(self, k: int, now: float) -> Replica:
+        return self._route(k, now, self._split_decode, self.decode, 1)
+
+    def _route(self, k: int, now: float, split: dict[int, _Weighted], group: list[Replica], stage: int) -> Replica:
+        """The replica of ``group`` (the entry or the decode replicas; ``split``: that stage's bucket tables,
+        ``stage``: its round-robin counter) that request ``k`` goes to at ``now``."""
         if self.router == "bucket":
-            reps = self.by_pool[self._split_decode[self.buckets[k]].pick()]
+            reps = self.by_pool[split[self.buckets[k]].pick()]
             self._advance(reps, now)
             return self._least(reps, now)
         if self.router == "round-robin":
-            r = self.decode[self._rr_decode % len(self.decode)]
-            self._rr_decode += 1
+            r = group[self._rr[stage] % len(group)]
+            self._rr[stage] += 1
             return r
-        self._advance(self.decode, now)
-        return self._least(self.decode, now)
+        self._advance(group, now)
+        return self._least(group, now)
 
     def _advance(self, reps: list[Replica], until: float) -> None:
         for r in reps:

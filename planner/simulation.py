@@ -188,10 +188,10 @@ def scale_rate(requests: list[Request], factor: float) -> list[Request]:
 class _Run:
     """The per-request state one worker's simulation shares with its :class:`~planner.scheduler.Replica`."""
 
-    __slots__ = ("isl", "osl", "first", "finish", "outbox", "iterations", "max_iterations")
+    __slots__ = ("isl", "osl", "first", "finish", "outbox", "iterations")
 
-    def __init__(self, isl: list[int], osl: list[int], max_iterations: int) -> None:
-        self.isl, self.osl, self.max_iterations = isl, osl, max_iterations
+    def __init__(self, isl: list[int], osl: list[int]) -> None:
+        self.isl, self.osl = isl, osl
         self.first = [math.nan] * len(isl)
         self.finish = [math.nan] * len(isl)
         self.outbox: list = []  # completed prompts of a prefill replica (none here)
@@ -280,7 +280,7 @@ def simulate(model: ModelSpec, system: System, plan: ServingPlan, requests: list
                               f"the bound of {max_iterations:,}; simulate fewer requests or shorter outputs")
     _check_fits(model, system, plan, mem, max(r.isl + r.osl for r in reqs))
     n = len(reqs)
-    run = _Run([r.isl for r in reqs], [r.osl for r in reqs], max_iterations)
+    run = _Run([r.isl for r in reqs], [r.osl for r in reqs])
     worker = Replica(0, "aggregated", costs, kv_cap, run)
     try:
         for i, r in enumerate(reqs):  # an iteration starting at t sees the arrivals at or before t

@@ -131,7 +131,8 @@ def mix(
                                           "(tables and plots) to this file (.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     export_to: Optional[FleetTarget] = typer.Option(None, "--export", case_sensitive=False, help="Print every "
-                                                    "aggregated pool's worker as engine commands, or k8s manifests."),
+                                                    "pool's workers as engine commands (prefill / decode pools with "
+                                                    "their router), or the aggregated pools' k8s manifests."),
     timings: bool = typer.Option(False, "--timings", help="With --json: include wall-clock times."),
 ) -> None:
     """The cheapest mix of GPU types (counts, pools, traffic split) serving a workload within SLOs."""

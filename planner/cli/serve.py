@@ -315,8 +315,8 @@ def serve(
     disagg: Disagg = typer.Option(Disagg("auto"), "--disagg", case_sensitive=False, help="Disaggregated prefill / "
                                   "decode: auto (both kinds of plan), on (only disaggregated) or off."),
     backend: Backend = typer.Option(Backend("trtllm"), "--backend", case_sensitive=False, help=_BACKEND_HELP),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the throughput-vs-speed front of the layouts to this file (.png or .svg; "
-                                        "needs planner[plot])."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the throughput-vs-speed front of the "
+                                        "layouts to this file (.png or .svg; needs planner[plot])."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report "
                                           "(tables and plots) to this file (.html)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cost.capacity import QUANTILE, aggregated_capacity, decode_capacity, kv_transfer_s, prefill_capacity
-from ..cost.serving import ServingError, check_context, check_serving_plan
+from ..cost.serving import ServingError, check_context
 from .. import limits as L
 from .documents import (READABLE_VERSIONS, SLO, Engine, FleetBucket, FleetDocument, FleetLoad, FleetPool, ModelRef,
                         ServingDocument, SystemRef)
 from .refs import PlanCheckError, check_name, close, model_from_spec, system_from_spec
 from .serving import ENGINE_VERSIONS, max_model_len
+from .serving_rules import check_worker_plan
 
 SCHEMA_ID = "planner.fleet-plan"
 SCHEMA_VERSION = READABLE_VERSIONS[SCHEMA_ID][-1]
@@ -134,10 +135,7 @@ def check_fleet(doc: FleetDocument, where: str) -> None:
         if pool.gpus != pool.replicas * plan.gpus:
             raise PlanCheckError(f"{where}: {at}.gpus is {pool.gpus}; {pool.replicas} replicas x {plan.gpus} GPUs = "
                                  f"{pool.replicas * plan.gpus}")
-        try:
-            check_serving_plan(model, system, plan)
-        except ServingError as exc:
-            raise PlanCheckError(f"{where}: {at}.plan: {' '.join(str(exc).split())}") from None
+        check_worker_plan(plan, model, system, where, at)
         gpus_by_type[system.name] = gpus_by_type.get(system.name, 0) + pool.gpus
         longest = 0
         need = active = 0.0

@@ -114,6 +114,15 @@ def check_serving(doc: ServingDocument, where: str) -> tuple[ModelSpec, System]:
     return model, system
 
 
+def check_worker_plan(plan, model: ModelSpec, system: System, where: str, at: str) -> None:
+    """A pool's worker layout in a plan document (serving or fleet) is one the model and GPU allow
+    (:func:`planner.cost.serving.check_serving_plan`: divisibility, native FP8 / FP4), else one line naming it."""
+    try:
+        check_serving_plan(model, system, plan)
+    except ValueError as exc:
+        raise PlanCheckError(f"{where}: {at}.plan: {' '.join(str(exc).split())}") from None
+
+
 def _check_pool(doc: ServingDocument, pool: ServingPool, at: str, model: ModelSpec, system: System,
                 where: str) -> int:
     """The rules of one pool; its GPU count."""
@@ -126,13 +135,7 @@ def _check_pool(doc: ServingDocument, pool: ServingPool, at: str, model: ModelSp
     if pool.gpus != pool.workers * pool.gpus_per_worker:
         raise PlanCheckError(f"{where}: {at}.gpus is {pool.gpus}; {pool.workers} workers x {pool.gpus_per_worker} "
                              f"GPUs = {pool.workers * pool.gpus_per_worker}")
-    try:
-        check_serving_plan(model, system, plan)
-    except ValueError as exc:
-        raise PlanCheckError(f"{where}: {at}.plan: {' '.join(str(exc).split())}") from None
-    if plan.precision in ("fp8", "fp4") and not system.accelerator.has_native(plan.precision):
-        raise PlanCheckError(f"{where}: {at}.plan.precision: {system.accelerator.name} has no {plan.precision} "
-                             f"tensor cores")
+    check_worker_plan(plan, model, system, where, at)
     if pool.max_model_len < t.max_request_tokens:
         raise PlanCheckError(f"{where}: {at}.max_model_len {pool.max_model_len} is shorter than the longest request "
                              f"(traffic.max_request_tokens {t.max_request_tokens})")
@@ -175,4 +178,4 @@ def _check_pool(doc: ServingDocument, pool: ServingPool, at: str, model: ModelSp
     return pool.gpus
 
 
-__all__ = ["PoolMemory", "check_serving", "pool_memory"]
+__all__ = ["PoolMemory", "check_serving", "check_worker_plan", "pool_memory"]
