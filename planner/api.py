@@ -174,8 +174,7 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
                 try:
                     name = get_system(k).name
                 except Exception:
-                    raise MixError(f"{what} names {k!r}, which is not among the GPU types offered "
-                                   f"({', '.join(s.name for s in systems)})") from None
+                    name = None
                 if name not in by_alias.values():
                     raise MixError(f"{what} names {k!r}, which is not among the GPU types offered "
                                    f"({', '.join(s.name for s in systems)})")
@@ -196,9 +195,9 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
             rate = own
         bk = buckets_from_lengths([(r.isl, r.osl) for r in reqs], rate, *edges)
         if own is not None:  # the trace's bursts at the rate asked for (its arrival times scaled to it)
-            from .limits import check_number as _num
+            from .limits import MAX_RATE, check_number
 
-            scale = own / _num(rate, "rate (requests/s)", hi=1e6)
+            scale = own / check_number(rate, "rate (requests/s)", hi=MAX_RATE)
             burst, window = burst_factor([r.arrival * scale for r in reqs], rate, float(ttft_ms) / 1e3)
     elif histogram is not None:
         if rate is None:
@@ -217,10 +216,8 @@ def mix(model: str | ModelSpec, gpus: list[str | System], ttft_ms: float, tpot_m
     for s in systems:
         remember(m, s)
     doc = gated(fleet_document(res, m, {s.name: s for s in systems}), "fleet plan")
-    out = res.model_copy(update={"plan_document": doc.model_dump(mode="json", by_alias=True)})
-    for attr in ("_resolve", "_kinds", "_model", "_systems"):  # for planner mix --verify's re-solves
-        setattr(out, attr, getattr(res, attr))
-    return out
+    # model_copy keeps the private _resolve / _kinds / _model / _systems that planner mix --verify re-solves with
+    return res.model_copy(update={"plan_document": doc.model_dump(mode="json", by_alias=True)})
 
 
 def search_train_fleet(model: str | ModelSpec, gpu_types: list, gpus: int, seq_len: int, global_batch: int,

@@ -14,7 +14,6 @@ p50 / p90 / p99 TTFT and TPOT and the share of requests meeting both SLOs, and o
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 import numpy as np
@@ -125,9 +124,7 @@ def verify_mix(res: Any, *, trace: str | None = None, router: str = "bucket", at
             report["short"].append(f"no mix with the capacities the simulator allows: {exc}")
             break
         doc = gated(fleet_document(nxt, nxt._model, nxt._systems), "fleet plan")
-        cur = nxt.model_copy(update={"plan_document": doc.model_dump(mode="json", by_alias=True)})
-        for attr in ("_resolve", "_kinds", "_model", "_systems"):
-            setattr(cur, attr, getattr(nxt, attr))
+        cur = nxt.model_copy(update={"plan_document": doc.model_dump(mode="json", by_alias=True)})  # privates kept
     report["rounds"] = history
     report["repaired"] = len(history) > 1
     return cur, report

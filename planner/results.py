@@ -13,19 +13,7 @@ import html
 import importlib
 import json
 import math
-from dataclasses import asdict, is_dataclass
 from typing import Any
-
-#: answer type -> (the planner.plots function that draws it by default)
-PLOTS = {
-    "TrainSearchResult": "plot_train_pareto",
-    "FleetTrainResult": "plot_train_pareto",
-    "TrainingEstimate": "plot_memory",
-    "ServeSearchResult": "plot_serving_front",
-    "SimResult": "plot_simulation",
-    "DeploymentResult": "plot_simulation",
-    "MixResult": "plot_mix",
-}
 
 
 def _clean(obj: Any) -> Any:
@@ -101,11 +89,7 @@ class ResultMixin:
             doc = make()
             if isinstance(doc, dict):
                 return doc
-        if hasattr(self, "model_dump"):
-            return _clean(self.model_dump(mode="json"))  # type: ignore[attr-defined]
-        if is_dataclass(self):
-            return _clean(json.loads(json.dumps(asdict(self), default=str)))
-        return {}
+        return _clean(self.model_dump(mode="json"))  # type: ignore[attr-defined]  (the answers are pydantic models)
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as JSON text."""
@@ -122,14 +106,10 @@ class ResultMixin:
         return pandas.DataFrame(self._rows())
 
     def plot(self, path: str | None = None, **options: Any):
-        """The answer's figure (:mod:`planner.plots`; ``path`` ending .png or .svg saves it); a matplotlib Figure."""
-        name = PLOTS.get(type(self).__name__)
-        if name is None:
-            from .errors import PlannerError
-
-            raise PlannerError(f"no plot for a {type(self).__name__}")
+        """The answer's figure (:func:`planner.plots.plot` picks it; ``path`` ending .png or .svg saves it); a
+        matplotlib Figure."""
         plots = importlib.import_module("planner.plots")
-        return getattr(plots, name)(self, path=path, **options)
+        return plots.plot(self, path, **options)
 
 
-__all__ = ["PLOTS", "ResultMixin", "fmt_s"]
+__all__ = ["ResultMixin", "fmt_s"]

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import planner
-from planner import PlannerError
 from cli_in_process import cli
+from refusal import refused
 from planner.cost.serving import ServingPlan, estimate_serving
 from planner.moe.placement import ExpertCluster, Weights, expert_slots
 from planner.moe.solver import place_experts
@@ -44,17 +44,6 @@ def time_bound():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
-
-
-def refused(call, *expected: str, error: type[BaseException] = PlannerError) -> str:
-    """``call()`` raises ``error`` (a PlannerError) whose message is one line holding ``expected``."""
-    with pytest.raises(error) as info:
-        call()
-    msg = str(info.value)
-    assert "\n" not in msg and msg.strip(), msg
-    for e in expected:
-        assert e in msg, (e, msg)
-    return msg
 
 
 def cli_refused(*argv: str, expect: str = "") -> str:

@@ -15,6 +15,7 @@ from planner.cost.capacity import kv_transfer_s
 from planner.cost.serving import BACKENDS, ServingPlan, decode_step_s, prefill_s
 from planner.simulation import Request, SimulationError, poisson_requests, simulate, trace_requests
 from planner.simulate_fleet import DeploymentPool, shortfalls, simulate_deployment
+from refusal import refused as _refused
 
 PLAN = ServingPlan(tp=1, backend="vllm")
 L4_PLAN = ServingPlan(tp=1, precision="fp8", backend="vllm")
@@ -51,13 +52,8 @@ def heavy_tailed(rate: float, n: int, seed: int) -> list[Request]:
 
 
 def refused(call, *expected: str) -> str:
-    with pytest.raises(SimulationError) as info:
-        call()
-    msg = str(info.value)
-    assert "\n" not in msg and msg.strip(), msg
-    for e in expected:
-        assert e in msg, (e, msg)
-    return msg
+    """:func:`refusal.refused` with a :class:`SimulationError`."""
+    return _refused(call, *expected, error=SimulationError)
 
 
 def test_one_replica_is_the_one_worker_simulator(m, gpus):

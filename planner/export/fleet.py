@@ -39,26 +39,17 @@ def _buckets_text(doc: FleetDocument, pool: Any) -> str:
 def role_groups(doc: FleetDocument) -> list[list[int]]:
     """The prefill / decode pools in groups linked by shared buckets (connected components), each sorted, the
     groups in order of their first pool."""
-    role = [i for i, p in enumerate(doc.pools) if p.role != "aggregated"]
-    parent = {i: i for i in role}
+    import networkx as nx
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    graph = nx.Graph()
+    graph.add_nodes_from(i for i, p in enumerate(doc.pools) if p.role != "aggregated")
     by_bucket: dict[int, list[int]] = {}
-    for i in role:
+    for i in graph.nodes:
         for load in doc.pools[i].loads:
             by_bucket.setdefault(load.bucket, []).append(i)
     for pools in by_bucket.values():
-        for other in pools[1:]:
-            parent[find(other)] = find(pools[0])
-    groups: dict[int, list[int]] = {}
-    for i in role:
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda g: g[0])
+        nx.add_path(graph, pools)
+    return sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda g: g[0])
 
 
 def role_worker(doc: FleetDocument, index: int) -> Worker:
