@@ -250,10 +250,10 @@ def _amount(value: Any, key: str, where: str, hi: float) -> float:
 def _batch_tokens(value: Any, where: str) -> int:
     """``16M`` -> 16 x 2^20 tokens (batches are counted in binary units, as ``planner train --batch-tokens``)."""
     if isinstance(value, str):
-        t = value.strip().replace(",", "").replace("_", "")
-        mult = {"K": 2**10, "k": 2**10, "M": 2**20}.get(t[-1:], 1)
+        from .specs.units import read_token_count
+
         try:
-            v = float(t[:-1] if mult > 1 else t) * mult
+            v = read_token_count(value)
         except ValueError:
             raise _err(where, "batch_tokens", f"cannot read {_show(value)} as a token count (e.g. 16M = 16 x "
                        "2^20, 4194304)") from None

@@ -290,12 +290,10 @@ def _recompute_label(p: planner.TrainingPlan) -> str:
 
 def _batch_tokens(text: str) -> int:
     """``16M`` -> 16 x 2^20 tokens (batch sizes are counted in binary units), ``4096K``, ``1048576``."""
-    t = text.strip().replace(",", "").replace("_", "")
-    mult = {"K": 2**10, "k": 2**10, "M": 2**20}.get(t[-1:], 1)
-    if mult > 1:
-        t = t[:-1]
+    from planner.specs.units import read_token_count
+
     try:
-        v = float(t) * mult
+        v = read_token_count(text)
     except ValueError:
         raise ValueError(f"cannot read {text[:80]!r} as a token count (e.g. 16M = 16 x 2^20, 4194304)") from None
     if not math.isfinite(v) or v <= 0 or v != int(v):

@@ -128,6 +128,15 @@ def parse_seconds(value: object) -> float:
     return _checked(n, value, "time")
 
 
+def read_token_count(text: str) -> float:
+    """A batch size in tokens as people write it: ``16M`` = 16 x 2^20, ``4096K`` / ``4096k`` = 4096 x 2^10,
+    ``4,194,304`` (batch sizes are counted in binary units). The number as read (not yet checked whole, positive
+    or in range: each caller says which bound it holds); ValueError when it is no number."""
+    t = text.strip().replace(",", "").replace("_", "")
+    mult = {"K": 2**10, "k": 2**10, "M": 2**20}.get(t[-1:], 1)
+    return float(t[:-1] if mult > 1 else t) * mult
+
+
 def parse_watts(value: object) -> float:
     """``700 W`` or ``1.2 kW`` -> watts."""
     n = _plain_number(value)
